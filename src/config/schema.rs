@@ -1,0 +1,194 @@
+//! The configuration file's schema: one serde struct per section, each field
+//! documented with its default.
+//!
+//! These structs are what the TOML says, nothing more. Cross-field rules,
+//! secrets and derived values live in [`super::validate`]; runtime modules take
+//! the validated [`super::Config`], never these.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use serde::Deserialize;
+
+/// `[rtsp]`: the recorder-facing RTSP server.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct RtspSection {
+    /// Address recorders connect to. Default `0.0.0.0:8554`.
+    pub listen: SocketAddr,
+    /// Offer RTP over UDP unicast as well as TCP interleaved. Default `true`.
+    pub udp: bool,
+    /// UDP port camgate sends RTP from (RTCP uses the next port). `0` picks a
+    /// free pair at start. Default `8000`.
+    pub udp_rtp_port: u16,
+    /// Most simultaneous recorder connections; more are refused. Default `1024`.
+    pub max_connections: usize,
+    /// Largest request (request line + headers + body) a recorder may send, in
+    /// bytes; larger requests get 400 and the connection is closed. Default `8192`.
+    pub max_request_bytes: usize,
+    /// Largest RTP payload camgate emits, in bytes. Default `1400`.
+    pub max_payload_bytes: usize,
+    /// Session timeout announced to recorders (`Session: ...;timeout=`); a UDP
+    /// session with no request and no RTCP for this long is closed. Default `60`.
+    pub session_timeout_secs: u64,
+    /// How long DESCRIBE waits for a camera that is not connected yet (or has
+    /// not sent its parameter sets) before answering 503. Default `10`.
+    pub describe_timeout_secs: u64,
+    /// Bytes a recorder may fall behind before camgate skips it to the next
+    /// key frame (counting the dropped frames). Default `8388608` (8 MiB).
+    pub recorder_queue_bytes: u64,
+    /// A recorder whose oldest unsent frame is older than this is
+    /// disconnected. Default `10`.
+    pub recorder_max_lag_secs: u64,
+    /// Cap on the GOP cache (latest key frame and what follows) per stream, in
+    /// bytes. Default `16777216` (16 MiB).
+    pub gop_cache_max_bytes: u64,
+}
+
+impl Default for RtspSection {
+    fn default() -> Self {
+        RtspSection {
+            listen: SocketAddr::from(([0, 0, 0, 0], 8554)),
+            udp: true,
+            udp_rtp_port: 8000,
+            max_connections: 1024,
+            max_request_bytes: 8192,
+            max_payload_bytes: 1400,
+            session_timeout_secs: 60,
+            describe_timeout_secs: 10,
+            recorder_queue_bytes: 8 << 20,
+            recorder_max_lag_secs: 10,
+            gop_cache_max_bytes: 16 << 20,
+        }
+    }
+}
+
+/// `[camera]`: how camgate pulls from cameras (defaults for every device).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct CameraSection {
+    /// Timeout for each step toward a camera: TCP connect + DESCRIBE, each
+    /// SETUP, PLAY. Default `10`.
+    pub connect_timeout_secs: u64,
+    /// A camera that sends no frame for this long is reconnected. Default `20`.
+    pub read_timeout_secs: u64,
+    /// First reconnect delay; doubles after each failure. Default `1`.
+    pub backoff_initial_secs: u64,
+    /// Cap on the reconnect delay. Default `60`.
+    pub backoff_max_secs: u64,
+    /// A session that stayed healthy this long resets the delay. Default `60`.
+    pub backoff_reset_secs: u64,
+    /// `pull = "on-demand"` cameras are disconnected this long after the last
+    /// recorder leaves. Default `30`.
+    pub on_demand_close_secs: u64,
+}
+
+impl Default for CameraSection {
+    fn default() -> Self {
+        CameraSection {
+            connect_timeout_secs: 10,
+            read_timeout_secs: 20,
+            backoff_initial_secs: 1,
+            backoff_max_secs: 60,
+            backoff_reset_secs: 60,
+            on_demand_close_secs: 30,
+        }
+    }
+}
+
+/// `[admin]`: metrics and health endpoints.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct AdminSection {
+    /// Address of `/metrics`, `/healthz`, `/readyz`. Default `127.0.0.1:9559`.
+    pub listen: SocketAddr,
+}
+
+impl Default for AdminSection {
+    fn default() -> Self {
+        AdminSection {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9559)),
+        }
+    }
+}
+
+/// `[[recorder]]`: an NVR/VMS account. Exactly one of `password`,
+/// `password_env` and `password_file` is required.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct RecorderEntry {
+    /// Label value in metrics and logs. Required.
+    pub name: String,
+    /// Login name. Required.
+    pub username: String,
+    /// A literal password (discouraged; `camgate check` warns).
+    pub password: Option<String>,
+    /// Name of an environment variable holding the password.
+    pub password_env: Option<String>,
+    /// Path of a file holding the password (trailing newline ignored);
+    /// relative paths resolve against the config file's folder.
+    pub password_file: Option<String>,
+    /// Addresses or networks (`10.30.0.0/24`, `10.30.0.5`) the recorder may
+    /// connect from. Default: anywhere.
+    pub allow_from: Vec<String>,
+    /// Device ids this recorder may view, or `"*"` for all. Default: none.
+    pub devices: Vec<String>,
+}
+
+/// Retina's camera-quirk options, by their kebab-case names.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct QuirksSection {
+    /// `default | require | ignore | permissive`
+    pub initial_timestamp: Option<String>,
+    /// `default | respect | ignore-suspicious-values | ignore`
+    pub initial_seq: Option<String>,
+    /// `default | abort-session | drop-packets | process-packets`
+    pub unknown_rtcp_ssrc: Option<String>,
+    /// `default | require-match | use-first`
+    pub session_id: Option<String>,
+    /// `auto | never | always`
+    pub teardown: Option<String>,
+    /// `auto | assume-stale-session | error | ignore`
+    pub unassigned_channel_data: Option<String>,
+}
+
+/// `[[device]]`: a camera (or the built-in simulated one). At most one of
+/// `password`, `password_env` and `password_file`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct DeviceEntry {
+    /// `[a-z0-9][a-z0-9_-]*`, unique. Required.
+    pub id: String,
+    /// `hikvision | dahua | generic`. Default `generic`.
+    pub vendor: Option<String>,
+    /// The camera's IP address. Required unless `simulated`.
+    pub host: Option<String>,
+    /// Default `554`.
+    pub rtsp_port: Option<u16>,
+    /// Default `80`.
+    pub http_port: Option<u16>,
+    /// Camera login; omit for cameras without authentication.
+    pub username: Option<String>,
+    /// A literal password (discouraged; `camgate check` warns).
+    pub password: Option<String>,
+    /// Name of an environment variable holding the password.
+    pub password_env: Option<String>,
+    /// Path of a file holding the password (trailing newline ignored);
+    /// relative paths resolve against the config file's folder.
+    pub password_file: Option<String>,
+    /// `always | on-demand`. Default `always`.
+    pub pull: Option<String>,
+    /// `strip | pass`. Default `strip`.
+    pub audio: Option<String>,
+    /// `YYYY-MM-DD`.
+    pub removal_deadline: Option<String>,
+    /// Serve the built-in test clip instead of pulling a camera.
+    pub simulated: bool,
+    /// Stream name -> camera path (`main = "/Streaming/Channels/101"`).
+    pub streams: BTreeMap<String, String>,
+    /// RTP transport toward the camera: `tcp | udp`. Default `tcp`.
+    pub rtsp_transport: Option<String>,
+    /// Retina quirk options for this camera.
+    pub quirks: QuirksSection,
+}

@@ -1,0 +1,312 @@
+//! Config loading tests: the shipped demo, every error path, env overrides.
+
+use super::*;
+use std::io::Write;
+
+fn write(text: &str) -> tempfile::NamedTempFile {
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+    f
+}
+
+fn no_env(_: &str) -> Option<String> {
+    None
+}
+
+fn load_text(text: &str) -> Result<Loaded, LoadError> {
+    let f = write(text);
+    load_with_env(f.path(), Default::default(), &no_env)
+}
+
+fn problems(text: &str) -> Vec<String> {
+    match load_text(text) {
+        Ok(_) => panic!("expected problems for:\n{text}"),
+        Err(e) => e.problems.iter().map(|p| p.to_string()).collect(),
+    }
+}
+
+fn shipped() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config/camgate.toml")
+}
+
+#[test]
+fn shipped_demo_loads_as_the_contract_says() {
+    let loaded = load_with_env(&shipped(), Default::default(), &no_env).unwrap();
+    let c = &loaded.config;
+    assert_eq!(c.rtsp.listen, "127.0.0.1:8554".parse().unwrap());
+    assert_eq!(c.admin.listen, "127.0.0.1:9559".parse().unwrap());
+    assert_eq!(c.devices.len(), 1);
+    let d = &c.devices[0];
+    assert_eq!(d.id.as_str(), "demo");
+    assert!(matches!(d.source, DeviceSource::Simulated));
+    assert_eq!(d.audio, AudioPolicy::Pass);
+    assert_eq!(d.streams.len(), 1);
+    assert_eq!(&*d.streams[0].name, "main");
+    assert_eq!(c.recorders.len(), 1);
+    assert_eq!(c.recorders[0].username, "demo");
+    assert_eq!(c.recorders[0].password.expose(), "demo");
+    // The literal password is the one warning.
+    assert_eq!(loaded.warnings.len(), 1, "{:?}", loaded.warnings);
+    assert_eq!(loaded.warnings[0].path, "recorder[0].password");
+}
+
+#[test]
+fn shipped_demo_documents_every_key() {
+    let text = std::fs::read_to_string(shipped()).unwrap();
+    for key in [
+        "listen", "udp", "udp_rtp_port", "max_connections", "max_request_bytes",
+        "max_payload_bytes", "session_timeout_secs", "describe_timeout_secs",
+        "recorder_queue_bytes", "recorder_max_lag_secs", "gop_cache_max_bytes",
+        "connect_timeout_secs", "read_timeout_secs", "backoff_initial_secs",
+        "backoff_max_secs", "backoff_reset_secs", "on_demand_close_secs", "name",
+        "username", "password", "password_env", "password_file", "allow_from", "devices",
+        "id", "vendor", "host", "rtsp_port", "http_port", "pull", "audio",
+        "removal_deadline", "simulated", "streams", "rtsp_transport", "quirks",
+        "initial_timestamp", "initial_seq", "unknown_rtcp_ssrc", "session_id", "teardown",
+        "unassigned_channel_data",
+    ] {
+        assert!(
+            text.contains(&format!("{key} =")) || text.contains(&format!("{key}]"))
+                || text.contains(&format!(".{key}")),
+            "config/camgate.toml does not document {key}"
+        );
+    }
+}
+
+#[test]
+fn every_unknown_key_is_reported_at_once() {
+    let p = problems(
+        r#"
+typo_section = 1
+[rtsp]
+listn = "127.0.0.1:1"
+[camera]
+conect_timeout_secs = 3
+[admin]
+lisen = "x"
+[[recorder]]
+name = "a"
+username = "a"
+password = "x"
+devics = ["*"]
+[[device]]
+id = "cam"
+host = "10.0.0.1"
+stream = "x"
+[device.streams]
+main = "/a"
+[device.quirks]
+teardwn = "auto"
+"#,
+    );
+    let joined = p.join("\n");
+    for path in [
+        "typo_section",
+        "rtsp.listn",
+        "camera.conect_timeout_secs",
+        "admin.lisen",
+        "recorder[0].devics",
+        "device[0].stream",
+        "device[0].quirks.teardwn",
+    ] {
+        assert!(joined.contains(&format!("{path}: unknown key")), "missing {path} in\n{joined}");
+    }
+}
+
+#[test]
+fn bad_values_name_their_key_and_value() {
+    let p = problems(
+        r#"
+[rtsp]
+listen = "nonsense"
+[[recorder]]
+name = "Bad Name"
+username = "u"
+[[recorder]]
+name = "b"
+username = "u2"
+password = "p"
+password_env = "X"
+allow_from = ["10.0.0.0/33"]
+devices = ["nope"]
+[[device]]
+id = "UPPER"
+vendor = "axis"
+host = "cam.example"
+pull = "sometimes"
+audio = "loud"
+removal_deadline = "2027-13-01"
+rtsp_transport = "sctp"
+[device.streams]
+main = "no-slash"
+"Bad" = "/x"
+[device.quirks]
+initial_timestamp = "sloppy"
+[[device]]
+id = "cam2"
+host = "10.0.0.2"
+"#,
+    );
+    let joined = p.join("\n");
+    for expect in [
+        "rtsp.listen:",
+        "recorder[0].name: 'Bad Name'",
+        "recorder[0].password: a recorder needs",
+        "recorder[1].password: set only one",
+        "recorder[1].allow_from[0]: '10.0.0.0/33'",
+        "recorder[1].devices[0]: unknown device id 'nope'",
+        "device[0].id: 'UPPER'",
+        "device[0].vendor: 'axis'",
+        "device[0].host: 'cam.example'",
+        "device[0].pull: 'sometimes'",
+        "device[0].audio: 'loud'",
+        "device[0].removal_deadline: '2027-13-01'",
+        "device[0].rtsp_transport: 'sctp'",
+        "device[0].streams.main: 'no-slash'",
+        "device[0].streams.Bad:",
+        "device[0].quirks.initial_timestamp: 'sloppy'",
+        "device[1].streams: at least one stream",
+    ] {
+        assert!(joined.contains(expect), "missing {expect:?} in\n{joined}");
+    }
+}
+
+#[test]
+fn type_errors_have_paths() {
+    let p = problems("[rtsp]\nmax_connections = \"many\"\n[[device]]\nid = \"a\"\nsimulated = true\nrtsp_port = -1\n");
+    let joined = p.join("\n");
+    assert!(joined.contains("rtsp.max_connections:"), "{joined}");
+    assert!(joined.contains("device[0].rtsp_port:"), "{joined}");
+}
+
+#[test]
+fn ranges_and_duplicates() {
+    let p = problems(
+        r#"
+[rtsp]
+max_payload_bytes = 10
+recorder_queue_bytes = 1000
+session_timeout_secs = 0
+[camera]
+backoff_initial_secs = 10
+backoff_max_secs = 5
+[[recorder]]
+name = "a"
+username = "a"
+password = "x"
+[[recorder]]
+name = "a"
+username = "a"
+password = "y"
+[[device]]
+id = "d"
+simulated = true
+[[device]]
+id = "d"
+simulated = true
+"#,
+    );
+    let joined = p.join("\n");
+    for expect in [
+        "rtsp.max_payload_bytes",
+        "rtsp.recorder_queue_bytes",
+        "rtsp.session_timeout_secs",
+        "camera.backoff_max_secs",
+        "recorder[1].name: duplicate",
+        "recorder[1].username: duplicate",
+        "device[1].id: duplicate",
+    ] {
+        assert!(joined.contains(expect), "missing {expect:?} in\n{joined}");
+    }
+}
+
+#[test]
+fn sections_of_the_wrong_shape() {
+    let p = problems("rtsp = 3\n[recorder]\nname = \"a\"\n");
+    let joined = p.join("\n");
+    assert!(joined.contains("rtsp: must be a table"), "{joined}");
+    assert!(joined.contains("recorder: must be an array of tables"), "{joined}");
+}
+
+#[test]
+fn secrets_from_env_and_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("cam.pw"), "s3cret\n").unwrap();
+    let file = dir.path().join("c.toml");
+    std::fs::write(
+        &file,
+        r#"
+[[recorder]]
+name = "nvr"
+username = "nvr"
+password_env = "NVR_PW"
+devices = ["*"]
+[[device]]
+id = "cam"
+host = "10.0.0.1"
+username = "admin"
+password_file = "cam.pw"
+removal_deadline = 2027-06-30
+[device.streams]
+main = "/cam/realmonitor?channel=1&subtype=0"
+"#,
+    )
+    .unwrap();
+    let env = |k: &str| (k == "NVR_PW").then(|| "from-env".to_string());
+    let loaded = load_with_env(&file, Default::default(), &env).unwrap();
+    let c = loaded.config;
+    assert_eq!(c.recorders[0].password.expose(), "from-env");
+    let DeviceSource::Camera(cam) = &c.devices[0].source else { panic!() };
+    assert_eq!(cam.password.as_ref().unwrap().expose(), "s3cret");
+    assert_eq!(
+        cam.url(&c.devices[0].streams[0].path).unwrap().as_str(),
+        "rtsp://10.0.0.1:554/cam/realmonitor?channel=1&subtype=0"
+    );
+    assert_eq!(c.devices[0].removal_deadline.unwrap().to_string(), "2027-06-30");
+    // Nothing secret in Debug output.
+    let dbg = format!("{c:?}");
+    assert!(!dbg.contains("s3cret") && !dbg.contains("from-env"), "{dbg}");
+
+    // Missing variable and missing file are reported, by key.
+    let err = load_with_env(&file, Default::default(), &no_env).unwrap_err();
+    assert!(err.to_string().contains("recorder[0].password_env: environment variable NVR_PW is not set"));
+    std::fs::remove_file(dir.path().join("cam.pw")).unwrap();
+    let err = load_with_env(&file, Default::default(), &env).unwrap_err();
+    assert!(err.to_string().contains("device[0].password_file: cannot read"), "{err}");
+}
+
+#[test]
+fn environment_overrides() {
+    let f = write("[rtsp]\nlisten = \"127.0.0.1:1\"\n[[device]]\nid = \"a\"\nsimulated = true\n");
+    let mut vars = config::Map::new();
+    vars.insert("CAMGATE__RTSP__LISTEN".to_string(), "127.0.0.1:2".to_string());
+    vars.insert("CAMGATE__RTSP__MAX_CONNECTIONS".to_string(), "7".to_string());
+    let c = load_with_env(f.path(), vars, &no_env).unwrap().config;
+    assert_eq!(c.rtsp.listen.port(), 2);
+    assert_eq!(c.rtsp.max_connections, 7);
+
+    // An unknown key from the environment is reported like one in the file.
+    let mut vars = config::Map::new();
+    vars.insert("CAMGATE__RTSP__LISTN".to_string(), "x".to_string());
+    let err = load_with_env(f.path(), vars, &no_env).unwrap_err();
+    assert!(err.to_string().contains("rtsp.listn: unknown key"), "{err}");
+}
+
+#[test]
+fn missing_file_and_bad_toml() {
+    let err = load_with_env(Path::new("/nonexistent/c.toml"), Default::default(), &no_env).unwrap_err();
+    assert!(err.to_string().contains("cannot read /nonexistent/c.toml"));
+    let p = problems("[rtsp\nlisten=");
+    assert_eq!(p.len(), 1);
+}
+
+#[test]
+fn allow_from_matches_mapped_v4() {
+    let f = write("[[recorder]]\nname = \"a\"\nusername = \"a\"\npassword = \"p\"\nallow_from = [\"10.0.0.0/24\", \"192.0.2.7\"]\ndevices = [\"*\"]\n");
+    let c = load_with_env(f.path(), Default::default(), &no_env).unwrap().config;
+    let r = &c.recorders[0];
+    assert!(r.allowed_from("10.0.0.9".parse().unwrap()));
+    assert!(r.allowed_from("::ffff:10.0.0.9".parse().unwrap()));
+    assert!(r.allowed_from("192.0.2.7".parse().unwrap()));
+    assert!(!r.allowed_from("192.0.2.8".parse().unwrap()));
+}
