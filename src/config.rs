@@ -138,7 +138,10 @@ impl fmt::Debug for Quirks {
             .field("unknown_rtcp_ssrc", &self.unknown_rtcp_ssrc)
             .field("session_id", &self.session_id)
             .field("teardown", &self.teardown)
-            .field("unassigned_channel_data", &self.unassigned_channel_data.to_string())
+            .field(
+                "unassigned_channel_data",
+                &self.unassigned_channel_data.to_string(),
+            )
             .finish()
     }
 }

@@ -199,7 +199,23 @@ mod tests {
         assert_eq!(pkts[0].channel, 2);
         assert_eq!(
             pkts[0].packet,
-            &[0x80, 0x80 | 96, 0xff, 0xff, 0xaa, 0xbb, 0xcc, 0xdd, 1, 2, 3, 4, b'a', b'b', b'c'][..]
+            &[
+                0x80,
+                0x80 | 96,
+                0xff,
+                0xff,
+                0xaa,
+                0xbb,
+                0xcc,
+                0xdd,
+                1,
+                2,
+                3,
+                4,
+                b'a',
+                b'b',
+                b'c'
+            ][..]
         );
         assert_eq!(&pkts[1].packet[2..4], &[0, 0]); // sequence wrapped
         assert_eq!(pkts[1].packet[1], 96); // no marker

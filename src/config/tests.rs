@@ -54,19 +54,52 @@ fn shipped_demo_loads_as_the_contract_says() {
 fn shipped_demo_documents_every_key() {
     let text = std::fs::read_to_string(shipped()).unwrap();
     for key in [
-        "listen", "udp", "udp_rtp_port", "max_connections", "max_request_bytes",
-        "max_payload_bytes", "session_timeout_secs", "describe_timeout_secs",
-        "recorder_queue_bytes", "recorder_max_lag_secs", "gop_cache_max_bytes",
-        "connect_timeout_secs", "read_timeout_secs", "backoff_initial_secs",
-        "backoff_max_secs", "backoff_reset_secs", "on_demand_close_secs", "name",
-        "username", "password", "password_env", "password_file", "allow_from", "devices",
-        "id", "vendor", "host", "rtsp_port", "http_port", "pull", "audio",
-        "removal_deadline", "simulated", "streams", "rtsp_transport", "quirks",
-        "initial_timestamp", "initial_seq", "unknown_rtcp_ssrc", "session_id", "teardown",
+        "listen",
+        "udp",
+        "udp_rtp_port",
+        "max_connections",
+        "max_request_bytes",
+        "max_payload_bytes",
+        "session_timeout_secs",
+        "describe_timeout_secs",
+        "recorder_queue_bytes",
+        "recorder_max_lag_secs",
+        "gop_cache_max_bytes",
+        "connect_timeout_secs",
+        "read_timeout_secs",
+        "backoff_initial_secs",
+        "backoff_max_secs",
+        "backoff_reset_secs",
+        "on_demand_close_secs",
+        "name",
+        "username",
+        "password",
+        "password_env",
+        "password_file",
+        "allow_from",
+        "devices",
+        "id",
+        "vendor",
+        "host",
+        "rtsp_port",
+        "http_port",
+        "pull",
+        "audio",
+        "removal_deadline",
+        "simulated",
+        "streams",
+        "rtsp_transport",
+        "quirks",
+        "initial_timestamp",
+        "initial_seq",
+        "unknown_rtcp_ssrc",
+        "session_id",
+        "teardown",
         "unassigned_channel_data",
     ] {
         assert!(
-            text.contains(&format!("{key} =")) || text.contains(&format!("{key}]"))
+            text.contains(&format!("{key} ="))
+                || text.contains(&format!("{key}]"))
                 || text.contains(&format!(".{key}")),
             "config/camgate.toml does not document {key}"
         );
@@ -109,7 +142,10 @@ teardwn = "auto"
         "device[0].stream",
         "device[0].quirks.teardwn",
     ] {
-        assert!(joined.contains(&format!("{path}: unknown key")), "missing {path} in\n{joined}");
+        assert!(
+            joined.contains(&format!("{path}: unknown key")),
+            "missing {path} in\n{joined}"
+        );
     }
 }
 
@@ -173,7 +209,9 @@ host = "10.0.0.2"
 
 #[test]
 fn type_errors_have_paths() {
-    let p = problems("[rtsp]\nmax_connections = \"many\"\n[[device]]\nid = \"a\"\nsimulated = true\nrtsp_port = -1\n");
+    let p = problems(
+        "[rtsp]\nmax_connections = \"many\"\n[[device]]\nid = \"a\"\nsimulated = true\nrtsp_port = -1\n",
+    );
     let joined = p.join("\n");
     assert!(joined.contains("rtsp.max_connections:"), "{joined}");
     assert!(joined.contains("device[0].rtsp_port:"), "{joined}");
@@ -225,7 +263,10 @@ fn sections_of_the_wrong_shape() {
     let p = problems("rtsp = 3\n[recorder]\nname = \"a\"\n");
     let joined = p.join("\n");
     assert!(joined.contains("rtsp: must be a table"), "{joined}");
-    assert!(joined.contains("recorder: must be an array of tables"), "{joined}");
+    assert!(
+        joined.contains("recorder: must be an array of tables"),
+        "{joined}"
+    );
 }
 
 #[test]
@@ -256,31 +297,52 @@ main = "/cam/realmonitor?channel=1&subtype=0"
     let loaded = load_with_env(&file, Default::default(), &env).unwrap();
     let c = loaded.config;
     assert_eq!(c.recorders[0].password.expose(), "from-env");
-    let DeviceSource::Camera(cam) = &c.devices[0].source else { panic!() };
+    let DeviceSource::Camera(cam) = &c.devices[0].source else {
+        panic!()
+    };
     assert_eq!(cam.password.as_ref().unwrap().expose(), "s3cret");
     assert_eq!(
         cam.url(&c.devices[0].streams[0].path).unwrap().as_str(),
         "rtsp://10.0.0.1:554/cam/realmonitor?channel=1&subtype=0"
     );
-    assert_eq!(c.devices[0].removal_deadline.unwrap().to_string(), "2027-06-30");
+    assert_eq!(
+        c.devices[0].removal_deadline.unwrap().to_string(),
+        "2027-06-30"
+    );
     // Nothing secret in Debug output.
     let dbg = format!("{c:?}");
-    assert!(!dbg.contains("s3cret") && !dbg.contains("from-env"), "{dbg}");
+    assert!(
+        !dbg.contains("s3cret") && !dbg.contains("from-env"),
+        "{dbg}"
+    );
 
     // Missing variable and missing file are reported, by key.
     let err = load_with_env(&file, Default::default(), &no_env).unwrap_err();
-    assert!(err.to_string().contains("recorder[0].password_env: environment variable NVR_PW is not set"));
+    assert!(
+        err.to_string()
+            .contains("recorder[0].password_env: environment variable NVR_PW is not set")
+    );
     std::fs::remove_file(dir.path().join("cam.pw")).unwrap();
     let err = load_with_env(&file, Default::default(), &env).unwrap_err();
-    assert!(err.to_string().contains("device[0].password_file: cannot read"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("device[0].password_file: cannot read"),
+        "{err}"
+    );
 }
 
 #[test]
 fn environment_overrides() {
     let f = write("[rtsp]\nlisten = \"127.0.0.1:1\"\n[[device]]\nid = \"a\"\nsimulated = true\n");
     let mut vars = config::Map::new();
-    vars.insert("CAMGATE__RTSP__LISTEN".to_string(), "127.0.0.1:2".to_string());
-    vars.insert("CAMGATE__RTSP__MAX_CONNECTIONS".to_string(), "7".to_string());
+    vars.insert(
+        "CAMGATE__RTSP__LISTEN".to_string(),
+        "127.0.0.1:2".to_string(),
+    );
+    vars.insert(
+        "CAMGATE__RTSP__MAX_CONNECTIONS".to_string(),
+        "7".to_string(),
+    );
     let c = load_with_env(f.path(), vars, &no_env).unwrap().config;
     assert_eq!(c.rtsp.listen.port(), 2);
     assert_eq!(c.rtsp.max_connections, 7);
@@ -294,7 +356,12 @@ fn environment_overrides() {
 
 #[test]
 fn missing_file_and_bad_toml() {
-    let err = load_with_env(Path::new("/nonexistent/c.toml"), Default::default(), &no_env).unwrap_err();
+    let err = load_with_env(
+        Path::new("/nonexistent/c.toml"),
+        Default::default(),
+        &no_env,
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("cannot read /nonexistent/c.toml"));
     let p = problems("[rtsp\nlisten=");
     assert_eq!(p.len(), 1);
@@ -302,8 +369,12 @@ fn missing_file_and_bad_toml() {
 
 #[test]
 fn allow_from_matches_mapped_v4() {
-    let f = write("[[recorder]]\nname = \"a\"\nusername = \"a\"\npassword = \"p\"\nallow_from = [\"10.0.0.0/24\", \"192.0.2.7\"]\ndevices = [\"*\"]\n");
-    let c = load_with_env(f.path(), Default::default(), &no_env).unwrap().config;
+    let f = write(
+        "[[recorder]]\nname = \"a\"\nusername = \"a\"\npassword = \"p\"\nallow_from = [\"10.0.0.0/24\", \"192.0.2.7\"]\ndevices = [\"*\"]\n",
+    );
+    let c = load_with_env(f.path(), Default::default(), &no_env)
+        .unwrap()
+        .config;
     let r = &c.recorders[0];
     assert!(r.allowed_from("10.0.0.9".parse().unwrap()));
     assert!(r.allowed_from("::ffff:10.0.0.9".parse().unwrap()));

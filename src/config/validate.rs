@@ -59,9 +59,15 @@ impl Checker<'_> {
             ("rtsp.session_timeout_secs", r.session_timeout_secs),
             ("rtsp.describe_timeout_secs", r.describe_timeout_secs),
             ("rtsp.recorder_max_lag_secs", r.recorder_max_lag_secs),
-            ("camera.connect_timeout_secs", cfg.camera.connect_timeout_secs),
+            (
+                "camera.connect_timeout_secs",
+                cfg.camera.connect_timeout_secs,
+            ),
             ("camera.read_timeout_secs", cfg.camera.read_timeout_secs),
-            ("camera.backoff_initial_secs", cfg.camera.backoff_initial_secs),
+            (
+                "camera.backoff_initial_secs",
+                cfg.camera.backoff_initial_secs,
+            ),
             ("camera.backoff_max_secs", cfg.camera.backoff_max_secs),
         ] {
             if v == 0 {
@@ -167,7 +173,10 @@ impl Checker<'_> {
         } else if !is_label_safe(&e.name) {
             self.problem(
                 format!("{path}.name"),
-                format!("'{}' must match [a-z0-9][a-z0-9_-]* (at most 64 characters)", e.name),
+                format!(
+                    "'{}' must match [a-z0-9][a-z0-9_-]* (at most 64 characters)",
+                    e.name
+                ),
             );
             ok = false;
         }
@@ -235,7 +244,10 @@ impl Checker<'_> {
         } else if !is_label_safe(&e.id) {
             self.problem(
                 format!("{path}.id"),
-                format!("'{}' must match [a-z0-9][a-z0-9_-]* (at most 64 characters)", e.id),
+                format!(
+                    "'{}' must match [a-z0-9][a-z0-9_-]* (at most 64 characters)",
+                    e.id
+                ),
             );
             ok = false;
         }
@@ -344,7 +356,10 @@ impl Checker<'_> {
         } else {
             let host = match &e.host {
                 None => {
-                    self.problem(format!("{path}.host"), "is required (the camera's IP address)");
+                    self.problem(
+                        format!("{path}.host"),
+                        "is required (the camera's IP address)",
+                    );
                     None
                 }
                 Some(h) => match h.parse::<IpAddr>() {
@@ -478,16 +493,24 @@ impl Checker<'_> {
         devices: &[Option<DeviceEntry>],
     ) {
         let mut ids = HashSet::new();
-        let present_devices = devices.iter().enumerate().filter_map(|(i, e)| Some((i, e.as_ref()?)));
+        let present_devices = devices
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| Some((i, e.as_ref()?)));
         for (i, d) in present_devices {
             if !d.id.is_empty() && !ids.insert(d.id.as_str()) {
-                self.problem(format!("device[{i}].id"), format!("duplicate device id '{}'", d.id));
+                self.problem(
+                    format!("device[{i}].id"),
+                    format!("duplicate device id '{}'", d.id),
+                );
             }
         }
         let mut names = HashSet::new();
         let mut users = HashSet::new();
-        let present_recorders =
-            recorders.iter().enumerate().filter_map(|(i, e)| Some((i, e.as_ref()?)));
+        let present_recorders = recorders
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| Some((i, e.as_ref()?)));
         for (i, r) in present_recorders {
             if !r.name.is_empty() && !names.insert(r.name.as_str()) {
                 self.problem(
@@ -520,8 +543,7 @@ pub fn is_label_safe(s: &str) -> bool {
     !b.is_empty()
         && b.len() <= 64
         && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
-        && b
-            .iter()
+        && b.iter()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_' || *c == b'-')
 }
 

@@ -47,7 +47,13 @@ mod tests {
         let config = [0x11, 0x88];
         for max in [1400usize, 300] {
             let mut s = TrackSender::new(97, 2, max);
-            let mut rt = Roundtrip::new("audio", "mpeg4-generic", 48_000, Some(1), Some(&fmtp(&config)));
+            let mut rt = Roundtrip::new(
+                "audio",
+                "mpeg4-generic",
+                48_000,
+                Some(1),
+                Some(&fmtp(&config)),
+            );
             let mut got = Vec::new();
             let aus: Vec<Vec<u8>> = [1usize, 2, 295, 296, 297, 700, 1500]
                 .iter()

@@ -39,7 +39,12 @@ pub fn forwarded(nal_type: u8) -> bool {
 /// `params` (SPS, PPS) are sent first when given (the caller passes them on
 /// key frames). The marker bit is set on the last packet (§5.1). Returns the
 /// number of NAL units emitted.
-pub fn packetize(w: &mut FrameWriter<'_>, ts: u32, nals: &[&[u8]], params: Option<(&[u8], &[u8])>) -> usize {
+pub fn packetize(
+    w: &mut FrameWriter<'_>,
+    ts: u32,
+    nals: &[&[u8]],
+    params: Option<(&[u8], &[u8])>,
+) -> usize {
     let mut units: SmallVec<[&[u8]; 16]> = SmallVec::new();
     if let Some((sps, pps)) = params {
         units.push(sps);
@@ -69,7 +74,11 @@ pub fn packetize(w: &mut FrameWriter<'_>, ts: u32, nals: &[&[u8]], params: Optio
             let start = if j == 0 { 0x80 } else { 0 };
             let end = if j + 1 == pieces { 0x40 } else { 0 };
             let fu_header = start | end | (hdr & 0x1f);
-            w.packet(ts, last && j + 1 == pieces, &[&[indicator, fu_header], piece]);
+            w.packet(
+                ts,
+                last && j + 1 == pieces,
+                &[&[indicator, fu_header], piece],
+            );
         }
     }
     count

@@ -69,7 +69,10 @@ mod tests {
         let pkt = p[0].packet;
         assert_eq!(pkt.len() % 4, 0);
         assert_eq!(pkt[1], 200);
-        assert_eq!(u32::from_be_bytes(pkt[8..12].try_into().unwrap()), 2_208_988_801);
+        assert_eq!(
+            u32::from_be_bytes(pkt[8..12].try_into().unwrap()),
+            2_208_988_801
+        );
         assert_eq!(u32::from_be_bytes(pkt[12..16].try_into().unwrap()), 1 << 31);
         assert_eq!(u32::from_be_bytes(pkt[16..20].try_into().unwrap()), 90_000);
         assert_eq!(pkt[29], 202);

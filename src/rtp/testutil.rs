@@ -41,7 +41,13 @@ pub struct Roundtrip {
 }
 
 impl Roundtrip {
-    pub fn new(media: &str, encoding: &str, clock: u32, channels: Option<u16>, fmtp: Option<&str>) -> Self {
+    pub fn new(
+        media: &str,
+        encoding: &str,
+        clock: u32,
+        channels: Option<u16>,
+        fmtp: Option<&str>,
+    ) -> Self {
         let mut depacketizer = Depacketizer::new(
             media,
             encoding,

@@ -1,0 +1,45 @@
+//! Command-line interface (see `contract.md`: commands, flags, exit codes).
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// The default configuration file, relative to the working directory.
+pub const DEFAULT_CONFIG: &str = "config/camgate.toml";
+
+/// camgate: quarantine gateway for legacy IP cameras.
+#[derive(Debug, Parser)]
+#[command(name = "camgate", version, about)]
+pub struct Cli {
+    /// Log filter in RUST_LOG syntax (else CAMGATE_LOG, else RUST_LOG, else info).
+    #[arg(long, global = true)]
+    pub log: Option<String>,
+    /// Log format: human (default) or json.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway.
+    Run {
+        /// Configuration file.
+        #[arg(long, env = "CAMGATE_CONFIG", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+    /// Validate a configuration file: print every problem with its key path
+    /// and a summary; exit 1 on any error.
+    Check {
+        /// Configuration file.
+        #[arg(long, env = "CAMGATE_CONFIG", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+}

@@ -1,0 +1,214 @@
+use super::*;
+
+fn limits() -> HubLimits {
+    HubLimits {
+        queue_bytes: 1000,
+        max_lag: Duration::from_secs(10),
+        gop_cache_max_bytes: 10_000,
+    }
+}
+
+fn frame(kind: FrameKind, len: usize) -> OutFrame {
+    OutFrame {
+        track: 0,
+        kind,
+        data: Bytes::from(vec![0u8; len]),
+        at: Instant::now(),
+    }
+}
+
+fn kinds(v: &[Arc<Node>]) -> Vec<FrameKind> {
+    v.iter().map(|n| n.frame().unwrap().kind).collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn new_subscriber_starts_at_latest_key_frame() {
+    let hub = Hub::new(limits());
+    hub.publish(frame(FrameKind::Key, 10));
+    hub.publish(frame(FrameKind::Delta, 10));
+    hub.publish(frame(FrameKind::Key, 20));
+    hub.publish(frame(FrameKind::Audio, 5));
+    hub.publish(frame(FrameKind::Delta, 10));
+    let mut s = hub.subscribe();
+    assert_eq!(hub.subscriber_count(), 1);
+    let mut out = Vec::new();
+    s.next_batch(&mut out, usize::MAX).await.unwrap();
+    assert_eq!(
+        kinds(&out),
+        [FrameKind::Key, FrameKind::Audio, FrameKind::Delta]
+    );
+    assert_eq!(out[0].frame().unwrap().data.len(), 20);
+    drop(s);
+    assert_eq!(hub.subscriber_count(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_cache_waits_for_key_frame() {
+    let hub = Hub::new(limits());
+    hub.publish(frame(FrameKind::Delta, 10));
+    let mut s = hub.subscribe();
+    hub.publish(frame(FrameKind::Delta, 10));
+    hub.publish(frame(FrameKind::Audio, 10));
+    hub.publish(frame(FrameKind::Key, 10));
+    let mut out = Vec::new();
+    s.next_batch(&mut out, usize::MAX).await.unwrap();
+    assert_eq!(kinds(&out), [FrameKind::Key]);
+    assert_eq!(s.take_dropped(), 0, "joining frames are not drops");
+}
+
+#[tokio::test(start_paused = true)]
+async fn waits_and_wakes_on_publish() {
+    let hub = Hub::new(limits());
+    hub.publish(frame(FrameKind::Key, 10));
+    let mut s = hub.subscribe();
+    let mut out = Vec::new();
+    s.next_batch(&mut out, usize::MAX).await.unwrap();
+    out.clear();
+    let h2 = hub.clone();
+    let task = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        h2.publish(frame(FrameKind::Delta, 10));
+    });
+    s.next_batch(&mut out, usize::MAX).await.unwrap();
+    assert_eq!(kinds(&out), [FrameKind::Delta]);
+    task.await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn batch_respects_max_bytes_but_returns_one() {
+    let hub = Hub::new(limits());
+    hub.publish(frame(FrameKind::Key, 100));
+    hub.publish(frame(FrameKind::Delta, 100));
+    hub.publish(frame(FrameKind::Delta, 100));
+    let mut s = hub.subscribe();
+    let mut out = Vec::new();
+    s.next_batch(&mut out, 50).await.unwrap();
+    assert_eq!(out.len(), 1);
+    out.clear();
+    s.next_batch(&mut out, 150).await.unwrap();
+    assert_eq!(out.len(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn lagging_subscriber_skips_to_latest_key_and_counts() {
+    let hub = Hub::new(limits());
+    hub.publish(frame(FrameKind::Key, 100));
+    let mut s = hub.subscribe();
+    for _ in 0..20 {
+        hub.publish(frame(FrameKind::Delta, 100));
+    }
+    hub.publish(frame(FrameKind::Key, 100));
+    hub.publish(frame(FrameKind::Delta, 100));
+    let mut out = Vec::new();
+    s.next_batch(&mut out, usize::MAX).await.unwrap();
+    assert_eq!(kinds(&out), [FrameKind::Key, FrameKind::Delta]);
+    // The first key frame and 20 deltas were skipped.
+    assert_eq!(s.take_dropped(), 21);
+    assert_eq!(s.take_dropped(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn lagging_without_key_waits_for_next_key() {
+    let hub = Hub::new(HubLimits {
+        gop_cache_max_bytes: 1 << 20,
+        ..limits()
+    });
+    hub.publish(frame(FrameKind::Key, 100));
+    let mut s = hub.subscribe();
+    let mut out = Vec::new();
+    s.next_batch(&mut out, usize::MAX).await.unwrap();
+    out.clear();
+    for _ in 0..20 {
+        hub.publish(frame(FrameKind::Delta, 100));
+    }
+    // Behind by 2000 bytes, and the cached key frame is behind it: it
+    // resumes at the next key frame.
+    hub.publish(frame(FrameKind::Key, 10));
+    s.next_batch(&mut out, usize::MAX).await.unwrap();
+    assert_eq!(kinds(&out), [FrameKind::Key]);
+    assert_eq!(s.take_dropped(), 20);
+}
+
+#[tokio::test(start_paused = true)]
+async fn stale_subscriber_is_ended() {
+    let hub = Hub::new(limits());
+    hub.publish(frame(FrameKind::Key, 10));
+    let mut s = hub.subscribe();
+    tokio::time::advance(Duration::from_secs(11)).await;
+    let mut out = Vec::new();
+    assert_eq!(
+        s.next_batch(&mut out, usize::MAX).await,
+        Err(SubscriberEnd::TooSlow)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn end_marker_ends_subscribers_and_clears_cache() {
+    let hub = Hub::new(limits());
+    hub.publish(frame(FrameKind::Key, 10));
+    let mut s = hub.subscribe();
+    hub.end_subscribers();
+    let mut out = Vec::new();
+    s.next_batch(&mut out, usize::MAX).await.unwrap();
+    out.clear();
+    assert_eq!(
+        s.next_batch(&mut out, usize::MAX).await,
+        Err(SubscriberEnd::StreamEnded)
+    );
+    // A new subscriber does not see the old GOP or the marker.
+    let mut s2 = hub.subscribe();
+    hub.publish(frame(FrameKind::Key, 10));
+    s2.next_batch(&mut out, usize::MAX).await.unwrap();
+    assert_eq!(kinds(&out), [FrameKind::Key]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn gop_cache_is_capped() {
+    let hub = Hub::new(HubLimits {
+        gop_cache_max_bytes: 250,
+        ..limits()
+    });
+    hub.publish(frame(FrameKind::Key, 100));
+    hub.publish(frame(FrameKind::Delta, 100));
+    hub.publish(frame(FrameKind::Delta, 100));
+    let mut s = hub.subscribe();
+    hub.publish(frame(FrameKind::Delta, 1));
+    hub.publish(frame(FrameKind::Key, 2));
+    let mut out = Vec::new();
+    s.next_batch(&mut out, usize::MAX).await.unwrap();
+    assert_eq!(kinds(&out), [FrameKind::Key]);
+}
+
+#[tokio::test]
+async fn long_chain_drops_without_stack_overflow() {
+    let hub = Hub::new(HubLimits {
+        queue_bytes: u64::MAX,
+        ..limits()
+    });
+    hub.publish(frame(FrameKind::Key, 0));
+    let s = hub.subscribe();
+    for _ in 0..300_000 {
+        hub.publish(frame(FrameKind::Delta, 0));
+    }
+    drop(s);
+    hub.publish(frame(FrameKind::Key, 0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn demand_and_info() {
+    let hub = Hub::new(limits());
+    let rx = hub.watch_demand();
+    let g1 = hub.demand();
+    let g2 = hub.demand();
+    assert_eq!(*rx.borrow(), 2);
+    drop(g1);
+    drop(g2);
+    assert_eq!(*rx.borrow(), 0);
+    assert!(hub.wait_info(Duration::from_millis(10)).await.is_none());
+    let h2 = hub.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        h2.set_info(Arc::new(StreamInfo { tracks: vec![] }));
+    });
+    assert!(hub.wait_info(Duration::from_secs(1)).await.is_some());
+}

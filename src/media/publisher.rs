@@ -1,0 +1,251 @@
+//! The write side of a hub: maps a source's timestamps onto camgate's own
+//! continuous RTP timeline, packetizes each frame once, and publishes it.
+//!
+//! One `Publisher` lives as long as its stream, across camera reconnects, so
+//! SSRCs and sequence numbers never restart and a recorder's session simply
+//! resumes at the next key frame after a camera flap.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::time::Instant;
+
+use super::hub::{FrameKind, Hub, OutFrame};
+use super::{AudioCodec, SourceFrame, StreamInfo, Track, VideoCodec};
+use crate::rtp::{self, TrackSender};
+
+/// Why a frame was not published.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Skip {
+    /// Waiting for the first key frame of a source session.
+    AwaitingKey,
+    /// The frame's data is malformed (bad NAL lengths, oversized AU).
+    Malformed,
+    /// The track index is not in the stream description.
+    UnknownTrack,
+}
+
+/// What happened to a published frame (for counters).
+#[derive(Debug, Clone, Copy)]
+pub struct Published {
+    pub kind: FrameKind,
+    pub bytes: usize,
+}
+
+struct TrackOut {
+    track: Track,
+    sender: TrackSender,
+    /// (source pts, camgate RTP time) of the session's first frame.
+    anchor: Option<(i64, u32)>,
+    /// camgate RTP time of the last frame and when it was published.
+    last: Option<(u32, Instant)>,
+}
+
+/// See the module docs.
+pub struct Publisher {
+    hub: Hub,
+    max_payload: usize,
+    cname: String,
+    tracks: Vec<TrackOut>,
+    info: Option<Arc<StreamInfo>>,
+    awaiting_key: bool,
+}
+
+impl Publisher {
+    /// `cname` identifies the stream in RTCP (e.g. `camgate/<device>/<stream>`).
+    pub fn new(hub: Hub, max_payload: usize, cname: String) -> Self {
+        Publisher {
+            hub,
+            max_payload,
+            cname,
+            tracks: Vec::new(),
+            info: None,
+            awaiting_key: true,
+        }
+    }
+
+    pub fn hub(&self) -> &Hub {
+        &self.hub
+    }
+
+    /// Starts a source session with this description. If it is compatible
+    /// with the current one, recorders carry on (same SSRCs, continuing
+    /// sequence numbers and timestamps); otherwise current recorders are
+    /// ended and the stream starts afresh.
+    pub fn begin_session(&mut self, info: StreamInfo) {
+        let compatible = self.info.as_ref().is_some_and(|old| old.compatible(&info));
+        if !compatible {
+            if self.info.is_some() {
+                self.hub.end_subscribers();
+            }
+            self.tracks = info
+                .tracks
+                .iter()
+                .enumerate()
+                .map(|(i, t)| TrackOut {
+                    track: t.clone(),
+                    sender: TrackSender::new(payload_type(t, i), (2 * i) as u8, self.max_payload),
+                    anchor: None,
+                    last: None,
+                })
+                .collect();
+        } else {
+            for (t, new) in self.tracks.iter_mut().zip(&info.tracks) {
+                t.track = new.clone();
+                t.anchor = None;
+            }
+        }
+        self.awaiting_key = info.video_track().is_some();
+        let info = Arc::new(info);
+        self.info = Some(info.clone());
+        self.hub.set_info(info);
+    }
+
+    /// New video parameter sets seen mid-stream (in-band or by retina).
+    pub fn update_video(&mut self, track: usize, codec: VideoCodec) {
+        let Some(t) = self.tracks.get_mut(track) else {
+            return;
+        };
+        if t.track == Track::Video(codec.clone()) {
+            return;
+        }
+        t.track = Track::Video(codec);
+        let info = StreamInfo {
+            tracks: self.tracks.iter().map(|t| t.track.clone()).collect(),
+        };
+        let info = Arc::new(info);
+        self.info = Some(info.clone());
+        self.hub.set_info(info);
+    }
+
+    /// Packetizes and publishes one frame.
+    pub fn push(&mut self, f: &SourceFrame) -> Result<Published, Skip> {
+        let now = Instant::now();
+        let Some(t) = self.tracks.get_mut(f.track) else {
+            return Err(Skip::UnknownTrack);
+        };
+        let is_video = t.track.is_video();
+        if self.awaiting_key {
+            if is_video && f.key {
+                self.awaiting_key = false;
+            } else {
+                return Err(Skip::AwaitingKey);
+            }
+        }
+        let clock = t.track.clock_rate();
+        let (src0, out0) = *t.anchor.get_or_insert_with(|| {
+            let out0 = match t.last {
+                // Continue the timeline: the gap in wall time since the last
+                // frame of the previous session becomes a gap in RTP time.
+                Some((ts, at)) => {
+                    let gap = now.saturating_duration_since(at).as_secs_f64() * f64::from(clock);
+                    ts.wrapping_add((gap as u32).max(1))
+                }
+                None => rand::random(),
+            };
+            (f.pts, out0)
+        });
+        let ts = out0.wrapping_add(f.pts.wrapping_sub(src0) as u32);
+        let (kind, data) = match &t.track {
+            Track::Video(codec) => {
+                let nals = rtp::length_prefixed_nals(&f.data).ok_or(Skip::Malformed)?;
+                let mut w = t.sender.frame(f.data.len(), nals.len() + 3);
+                match codec {
+                    VideoCodec::H264 { sps, pps } => {
+                        let params = f.key.then_some((&sps[..], &pps[..]));
+                        rtp::h264::packetize(&mut w, ts, &nals, params);
+                    }
+                    VideoCodec::H265 { vps, sps, pps } => {
+                        let params = f.key.then_some((&vps[..], &sps[..], &pps[..]));
+                        rtp::h265::packetize(&mut w, ts, &nals, params);
+                    }
+                }
+                if w.packets() == 0 {
+                    return Err(Skip::Malformed);
+                }
+                let kind = if f.key {
+                    FrameKind::Key
+                } else {
+                    FrameKind::Delta
+                };
+                (kind, w.finish())
+            }
+            Track::Audio(codec) => {
+                let mut w = t.sender.frame(f.data.len(), 1);
+                match codec {
+                    AudioCodec::Aac { .. } => {
+                        if !rtp::aac::packetize(&mut w, ts, &f.data) {
+                            return Err(Skip::Malformed);
+                        }
+                    }
+                    AudioCodec::Pcmu { channels, .. } | AudioCodec::Pcma { channels, .. } => {
+                        if rtp::g711::packetize(&mut w, ts, &f.data, *channels) == 0 {
+                            return Err(Skip::Malformed);
+                        }
+                    }
+                }
+                (FrameKind::Audio, w.finish())
+            }
+        };
+        t.last = Some((ts, now));
+        let bytes = data.len();
+        self.hub.publish(OutFrame {
+            track: f.track as u8,
+            kind,
+            data,
+            at: now,
+        });
+        Ok(Published { kind, bytes })
+    }
+
+    /// Publishes an RTCP sender report for every track that has sent media,
+    /// mapping wall-clock now to the RTP time the track has reached.
+    pub fn send_reports(&mut self) {
+        let now = Instant::now();
+        let wall = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or(Duration::ZERO);
+        let ntp = rtp::rtcp::ntp_from_unix(wall);
+        for (i, t) in self.tracks.iter().enumerate() {
+            let Some((ts, at)) = t.last else { continue };
+            let elapsed = now.saturating_duration_since(at).as_secs_f64();
+            let rtp_now = ts.wrapping_add((elapsed * f64::from(t.track.clock_rate())) as u32);
+            let data = rtp::rtcp::sender_report(&t.sender, ntp, rtp_now, &self.cname);
+            self.hub.publish(OutFrame {
+                track: i as u8,
+                kind: FrameKind::Rtcp,
+                data,
+                at: now,
+            });
+        }
+    }
+
+    /// The source session ended; the next frames will start a new one.
+    pub fn end_session(&mut self) {
+        self.awaiting_key = true;
+        for t in &mut self.tracks {
+            t.anchor = None;
+        }
+    }
+
+    /// Ends every recorder session (shutdown or stream removed).
+    pub fn close(&mut self) {
+        self.hub.end_subscribers();
+    }
+}
+
+/// The RTP payload type camgate announces for track `i`: the static types
+/// for 8 kHz mono G.711 (RFC 3551), dynamic 96 + i otherwise.
+pub fn payload_type(t: &Track, i: usize) -> u8 {
+    match t {
+        Track::Audio(AudioCodec::Pcmu {
+            sample_rate: 8000,
+            channels: 1,
+        }) => rtp::g711::PT_PCMU,
+        Track::Audio(AudioCodec::Pcma {
+            sample_rate: 8000,
+            channels: 1,
+        }) => rtp::g711::PT_PCMA,
+        _ => 96 + (i as u8).min(31),
+    }
+}

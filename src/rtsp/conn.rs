@@ -1,0 +1,633 @@
+//! One recorder connection: reads requests (and interleaved RTCP), checks
+//! credentials and permissions, drives sessions, and hands responses and
+//! media to the connection's writer.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Buf, BytesMut};
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, info};
+
+use super::auth::Outcome;
+use super::request::{self, Parsed, Request};
+use super::response::{Response, Status};
+use super::server::Server;
+use super::session::{Session, TrackTransport};
+use super::transport::{self, Requested};
+use super::writer::{self, ChannelMap, TcpPlay, WriterMsg};
+use super::{sdp, udp};
+use crate::config::Recorder;
+use crate::devices::{DeviceEntry, StreamEntry};
+use crate::media::hub::FrameKind;
+use crate::ratelimit::LogLimiter;
+use crate::rtp::framed_packets;
+
+/// A partial request must complete within this (slow-loris guard).
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Methods camgate answers, for `Public` and `Allow`.
+const METHODS: &str =
+    "OPTIONS, DESCRIBE, SETUP, PLAY, PAUSE, TEARDOWN, GET_PARAMETER, SET_PARAMETER";
+
+struct Conn {
+    server: Arc<Server>,
+    id: u64,
+    peer: SocketAddr,
+    local: SocketAddr,
+    /// The recorder this connection authenticated as.
+    recorder: Option<Arc<Recorder>>,
+    /// Sessions created on this connection.
+    sessions: Vec<Arc<Session>>,
+    tx: mpsc::Sender<WriterMsg>,
+    tracker: TaskTracker,
+}
+
+/// Serves one connection until it closes or `cancel` fires.
+pub async fn serve(
+    server: Arc<Server>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    id: u64,
+    cancel: CancellationToken,
+    tracker: TaskTracker,
+) {
+    let local = stream.local_addr().unwrap_or(server.cfg.listen);
+    let _ = stream.set_nodelay(true);
+    let (mut rd, wr) = stream.into_split();
+    let (tx, rx) = mpsc::channel(8);
+    let conn_cancel = cancel.child_token();
+    let write_timeout = Duration::from_secs(server.cfg.recorder_max_lag_secs);
+    let writer = tracker.spawn(writer::run(wr, rx, conn_cancel.clone(), write_timeout));
+    let mut conn = Conn {
+        server: server.clone(),
+        id,
+        peer,
+        local,
+        recorder: None,
+        sessions: Vec::new(),
+        tx,
+        tracker,
+    };
+    let max = server.cfg.max_request_bytes;
+    let idle = Duration::from_secs(server.cfg.session_timeout_secs);
+    let mut buf = BytesMut::with_capacity(4096);
+    let mut partial_since: Option<Instant> = None;
+    let mut last_request = Instant::now();
+    'conn: loop {
+        loop {
+            match request::parse(&buf, max) {
+                Parsed::Incomplete => break,
+                Parsed::Interleaved { consumed, .. } => {
+                    // RTCP receiver reports over TCP: a sign of life.
+                    buf.advance(consumed);
+                    conn.touch_all();
+                }
+                Parsed::Request { request, consumed } => {
+                    buf.advance(consumed);
+                    last_request = Instant::now();
+                    if !conn.handle(request).await {
+                        break 'conn;
+                    }
+                }
+                Parsed::Invalid(why) => {
+                    static BAD: LogLimiter = LogLimiter::new(10);
+                    if let Some(suppressed) = BAD.allow() {
+                        info!(%peer, reason = why, suppressed, "closing connection after a malformed request");
+                    }
+                    let r = Response::new(Status::BadRequest).to_bytes(None);
+                    let _ = conn.tx.send(WriterMsg::Response(r)).await;
+                    let _ = conn.tx.send(WriterMsg::Close).await;
+                    break 'conn;
+                }
+            }
+        }
+        partial_since = if buf.is_empty() {
+            None
+        } else {
+            partial_since.or(Some(Instant::now()))
+        };
+        let deadline = match partial_since {
+            Some(t) => Some(t + HEADER_TIMEOUT),
+            None if conn.sessions.is_empty() => Some(last_request + idle),
+            None => None,
+        };
+        let sleep = async {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = conn_cancel.cancelled() => break,
+            _ = sleep => {
+                debug!("closing idle connection");
+                break;
+            }
+            r = rd.read_buf(&mut buf) => match r {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            },
+        }
+    }
+    conn.close();
+    conn_cancel.cancel();
+    drop(conn);
+    let _ = writer.await;
+}
+
+impl Conn {
+    fn touch_all(&self) {
+        for s in &self.sessions {
+            s.touch();
+        }
+    }
+
+    /// Ends the connection's TCP sessions; UDP sessions live on until
+    /// TEARDOWN or their timeout (RFC 2326 §3.4).
+    fn close(&mut self) {
+        for s in self.sessions.drain(..) {
+            if !s.is_udp() {
+                self.server.sessions.remove(&s.id);
+            }
+        }
+    }
+
+    async fn send(&self, r: Response, cseq: Option<&str>) -> bool {
+        self.tx
+            .send(WriterMsg::Response(r.to_bytes(cseq)))
+            .await
+            .is_ok()
+    }
+
+    /// Handles one request. Returns false to close the connection.
+    async fn handle(&mut self, req: Request) -> bool {
+        let Some(cseq) = req.cseq().map(str::to_string) else {
+            return self.send(Response::new(Status::BadRequest), None).await;
+        };
+        let cseq = Some(cseq.as_str());
+        debug!(method = %req.method, uri = %req.uri, "request");
+        if req.method == "OPTIONS" {
+            if let Some(s) = req.session_id().and_then(|id| self.server.sessions.get(id)) {
+                s.touch();
+            }
+            return self
+                .send(Response::new(Status::Ok).header("Public", METHODS), cseq)
+                .await;
+        }
+        if !matches!(
+            req.method.as_str(),
+            "DESCRIBE"
+                | "SETUP"
+                | "PLAY"
+                | "PAUSE"
+                | "TEARDOWN"
+                | "GET_PARAMETER"
+                | "SET_PARAMETER"
+        ) {
+            let r = Response::new(Status::MethodNotAllowed).header("Allow", METHODS);
+            return self.send(r, cseq).await;
+        }
+        let recorder = match self.authenticate(&req).await {
+            Ok(r) => r,
+            Err(resp) => return self.send(resp, cseq).await,
+        };
+        let resp = match req.method.as_str() {
+            "DESCRIBE" => self.describe(&req, &recorder).await,
+            "SETUP" => self.setup(&req, &recorder).await,
+            "PLAY" => self.play(&req, &recorder).await,
+            "PAUSE" => self.pause(&req, &recorder),
+            "TEARDOWN" => self.teardown(&req, &recorder),
+            _ => self.keepalive(&req, &recorder),
+        };
+        let (resp, after) = match resp {
+            Ok(x) => x,
+            Err(r) => (r, None),
+        };
+        if !self.send(resp, cseq).await {
+            return false;
+        }
+        if let Some(msg) = after
+            && self.tx.send(msg).await.is_err()
+        {
+            return false;
+        }
+        true
+    }
+
+    /// Identifies the recorder: 401 without valid credentials, 403 when it
+    /// may not connect from this address.
+    async fn authenticate(&mut self, req: &Request) -> Result<Arc<Recorder>, Response> {
+        let challenge = |stale: bool| {
+            let [digest, basic] = self.server.auth.challenges(stale);
+            Response::new(Status::Unauthorized)
+                .header("WWW-Authenticate", digest)
+                .header("WWW-Authenticate", basic)
+        };
+        let recorder = match self
+            .server
+            .auth
+            .check(&req.method, req.header("Authorization"))
+        {
+            Outcome::Ok(r) => r,
+            Outcome::Missing => match &self.recorder {
+                // Credentials carry over within a connection: some recorders
+                // only authenticate their first request.
+                Some(r) => r.clone(),
+                None => return Err(challenge(false)),
+            },
+            Outcome::Stale => return Err(challenge(true)),
+            Outcome::Invalid(why) => {
+                static FAIL: LogLimiter = LogLimiter::new(10);
+                if let Some(suppressed) = FAIL.allow() {
+                    info!(peer = %self.peer, reason = why, suppressed, "recorder authentication failed");
+                }
+                let delay = self.server.auth.failure_delay(self.peer.ip());
+                if !delay.is_zero() {
+                    tokio::time::sleep(delay).await;
+                }
+                return Err(challenge(false));
+            }
+        };
+        if !recorder.allowed_from(self.peer.ip()) {
+            static DENY: LogLimiter = LogLimiter::new(10);
+            if let Some(suppressed) = DENY.allow() {
+                info!(peer = %self.peer, recorder = %recorder.name, suppressed,
+                    "recorder connected from an address outside its allow_from");
+            }
+            return Err(Response::new(Status::Forbidden));
+        }
+        self.recorder = Some(recorder.clone());
+        Ok(recorder)
+    }
+
+    /// Resolves `/<device>/<stream>` in the URI, enforcing the recorder's
+    /// device list. Returns the remaining path segments too.
+    fn resolve<'a>(
+        &self,
+        req: &'a Request,
+        recorder: &Recorder,
+    ) -> Result<(DeviceEntry, StreamEntry, Vec<&'a str>), Response> {
+        let segs = request::path_segments(&req.uri);
+        let (Some(dev), Some(stream)) = (segs.first(), segs.get(1)) else {
+            return Err(Response::new(Status::NotFound));
+        };
+        let Some(device) = self.server.registry.device(dev) else {
+            return Err(Response::new(Status::NotFound));
+        };
+        let Some(stream) = device.stream(stream) else {
+            return Err(Response::new(Status::NotFound));
+        };
+        if !recorder.devices.contains(dev) {
+            return Err(Response::new(Status::Forbidden));
+        }
+        Ok((device.clone(), stream.clone(), segs[2..].to_vec()))
+    }
+
+    /// `rtsp://<authority>/<device>/<stream>/` as the recorder addressed it.
+    fn base_url(&self, req: &Request, device: &str, stream: &str) -> String {
+        let authority = req
+            .uri
+            .split_once("://")
+            .map(|(_, rest)| rest.split('/').next().unwrap_or(""))
+            .map(|a| a.rsplit('@').next().unwrap_or(a).to_string())
+            .filter(|a| !a.is_empty())
+            .unwrap_or_else(|| self.local.to_string());
+        format!("rtsp://{authority}/{device}/{stream}/")
+    }
+
+    async fn describe(&mut self, req: &Request, rec: &Recorder) -> Reply {
+        let (device, stream, _) = self.resolve(req, rec)?;
+        let hub = stream.hub.clone();
+        let _demand = hub.demand();
+        let wait = Duration::from_secs(self.server.cfg.describe_timeout_secs);
+        let Some(info) = hub.wait_info(wait).await else {
+            info!(device = %device.config.id, stream = %stream.name,
+                "DESCRIBE: camera has not delivered its parameters in time: 503");
+            return Err(Response::new(Status::ServiceUnavailable).header("Retry-After", "5"));
+        };
+        let name = format!("{}/{}", device.config.id, stream.name);
+        let body = sdp::write(&info, sdp_session_id(&name), self.local.ip(), &name);
+        let base = self.base_url(req, device.config.id.as_str(), &stream.name);
+        Ok((
+            Response::new(Status::Ok)
+                .header("Content-Base", base)
+                .body("application/sdp", body),
+            None,
+        ))
+    }
+
+    async fn setup(&mut self, req: &Request, rec: &Arc<Recorder>) -> Reply {
+        let (device, stream, rest) = self.resolve(req, rec)?;
+        let track = match rest.as_slice() {
+            [] => 0,
+            [t] => t
+                .strip_prefix("trackID=")
+                .and_then(|n| n.parse::<usize>().ok())
+                .ok_or_else(|| Response::new(Status::NotFound))?,
+            _ => return Err(Response::new(Status::NotFound)),
+        };
+        let Some(th) = req.header("Transport") else {
+            return Err(Response::new(Status::UnsupportedTransport));
+        };
+        let requested = transport::choose(th, self.server.udp.is_some())
+            .map_err(|_| Response::new(Status::UnsupportedTransport))?;
+        let session = match req.session_id() {
+            Some(id) => {
+                let s = self
+                    .server
+                    .sessions
+                    .get(id)
+                    .ok_or_else(|| Response::new(Status::SessionNotFound))?;
+                if s.recorder.name != rec.name {
+                    return Err(Response::new(Status::SessionNotFound));
+                }
+                if s.device != device.config.id || s.stream != stream.name {
+                    return Err(Response::new(Status::AggregateOperationNotAllowed));
+                }
+                if s.with_state(|st| st.playing.is_some()) {
+                    return Err(Response::new(Status::MethodNotValidInThisState));
+                }
+                s
+            }
+            None => {
+                let hub = stream.hub.clone();
+                let _demand = hub.demand();
+                let wait = Duration::from_secs(self.server.cfg.describe_timeout_secs);
+                let info = hub
+                    .wait_info(wait)
+                    .await
+                    .ok_or_else(|| Response::new(Status::ServiceUnavailable))?;
+                let s = Arc::new(Session::new(
+                    rec.clone(),
+                    device.config.id.clone(),
+                    stream.name.clone(),
+                    hub,
+                    info,
+                    self.base_url(req, device.config.id.as_str(), &stream.name),
+                    self.id,
+                    self.peer,
+                ));
+                self.server.sessions.insert(s.clone());
+                self.sessions.push(s.clone());
+                s
+            }
+        };
+        if track >= session.info.tracks.len() {
+            return Err(Response::new(Status::NotFound));
+        }
+        let (tt, transport_reply) = match requested {
+            Requested::Tcp { channels } => {
+                if self.sessions.iter().any(|s| {
+                    s.id != session.id
+                        && !s.is_udp()
+                        && s.with_state(|st| st.tracks.iter().any(Option::is_some))
+                }) {
+                    // One interleaved session per connection.
+                    return Err(Response::new(Status::MethodNotValidInThisState));
+                }
+                let (rtp, rtcp) = channels.unwrap_or(((2 * track) as u8, (2 * track + 1) as u8));
+                let clash = session.with_state(|st| {
+                    st.tracks.iter().enumerate().any(|(i, t)| {
+                        i != track
+                            && matches!(t, Some(TrackTransport::Tcp { rtp: a, rtcp: b })
+                                if [*a, *b].iter().any(|c| *c == rtp || *c == rtcp))
+                    })
+                });
+                if clash || rtp == rtcp {
+                    return Err(Response::new(Status::UnsupportedTransport));
+                }
+                (
+                    TrackTransport::Tcp { rtp, rtcp },
+                    format!("RTP/AVP/TCP;unicast;interleaved={rtp}-{rtcp}"),
+                )
+            }
+            Requested::Udp {
+                client_ports: (crtp, crtcp),
+            } => {
+                let Some(udp) = &self.server.udp else {
+                    return Err(Response::new(Status::UnsupportedTransport));
+                };
+                let (srtp, srtcp) = udp.ports();
+                let ip = self.peer.ip();
+                (
+                    TrackTransport::Udp {
+                        rtp: SocketAddr::new(ip, crtp),
+                        rtcp: SocketAddr::new(ip, crtcp),
+                    },
+                    format!(
+                        "RTP/AVP;unicast;client_port={crtp}-{crtcp};server_port={srtp}-{srtcp}"
+                    ),
+                )
+            }
+        };
+        let mixed = session.with_state(|st| {
+            st.tracks.iter().enumerate().any(|(i, t)| {
+                i != track
+                    && t.is_some_and(|t| {
+                        matches!(t, TrackTransport::Udp { .. })
+                            != matches!(tt, TrackTransport::Udp { .. })
+                    })
+            })
+        });
+        if mixed {
+            return Err(Response::new(Status::UnsupportedTransport));
+        }
+        session.with_state(|st| st.tracks[track] = Some(tt));
+        if let (TrackTransport::Udp { rtp, rtcp }, Some(udp)) = (tt, &self.server.udp) {
+            udp.register([rtp, rtcp], &session);
+        }
+        session.touch();
+        info!(recorder = %rec.name, device = %session.device, stream = %session.stream,
+            session = %session.id, track, transport = %transport_reply, "SETUP");
+        Ok((
+            Response::new(Status::Ok)
+                .header("Transport", transport_reply)
+                .header("Session", self.session_header(&session)),
+            None,
+        ))
+    }
+
+    fn session_header(&self, s: &Session) -> String {
+        format!("{};timeout={}", s.id, self.server.cfg.session_timeout_secs)
+    }
+
+    /// The session named in the request, owned by this recorder.
+    fn session_of(&self, req: &Request, rec: &Recorder) -> Result<Arc<Session>, Response> {
+        let id = req
+            .session_id()
+            .ok_or_else(|| Response::new(Status::SessionNotFound))?;
+        let s = self
+            .server
+            .sessions
+            .get(id)
+            .ok_or_else(|| Response::new(Status::SessionNotFound))?;
+        if s.recorder.name != rec.name {
+            return Err(Response::new(Status::SessionNotFound));
+        }
+        s.touch();
+        Ok(s)
+    }
+
+    async fn play(&mut self, req: &Request, rec: &Recorder) -> Reply {
+        let s = self.session_of(req, rec)?;
+        let tracks = s.with_state(|st| st.tracks.clone());
+        if tracks.iter().all(Option::is_none) {
+            return Err(Response::new(Status::MethodNotValidInThisState));
+        }
+        let base = Response::new(Status::Ok)
+            .header("Session", self.session_header(&s))
+            .header("Range", "npt=0.000-");
+        if s.with_state(|st| st.playing.is_some()) {
+            // Already playing: acknowledge (a keepalive-style repeat).
+            return Ok((base, None));
+        }
+        let is_tcp = tracks
+            .iter()
+            .flatten()
+            .any(|t| matches!(t, TrackTransport::Tcp { .. }));
+        if is_tcp && s.conn_id != self.id {
+            // Interleaved media can only flow on the connection that set it up.
+            return Err(Response::new(Status::MethodNotValidInThisState));
+        }
+        let subscriber = s.hub.subscribe();
+        let rtp_info = rtp_info(&s, &tracks, subscriber.peek());
+        let stop = CancellationToken::new();
+        s.with_state(|st| st.playing = Some(stop.clone()));
+        info!(recorder = %rec.name, device = %s.device, stream = %s.stream, session = %s.id,
+            transport = if is_tcp { "tcp" } else { "udp" }, "PLAY");
+        let resp = if rtp_info.is_empty() {
+            base
+        } else {
+            base.header("RTP-Info", rtp_info)
+        };
+        if is_tcp {
+            let channels = ChannelMap {
+                tracks: tracks
+                    .iter()
+                    .map(|t| match t {
+                        Some(TrackTransport::Tcp { rtp, rtcp }) => Some((*rtp, *rtcp)),
+                        _ => None,
+                    })
+                    .collect(),
+            };
+            let play = TcpPlay {
+                session_id: s.id.clone(),
+                subscriber,
+                channels,
+                stop,
+                label: rec.name.to_string(),
+            };
+            return Ok((resp, Some(WriterMsg::Play(Box::new(play)))));
+        }
+        let Some(udp) = self.server.udp.clone() else {
+            return Err(Response::new(Status::UnsupportedTransport));
+        };
+        let dest = tracks
+            .iter()
+            .map(|t| match t {
+                Some(TrackTransport::Udp { rtp, rtcp }) => Some((*rtp, *rtcp)),
+                _ => None,
+            })
+            .collect();
+        // Media must not precede the PLAY response: the task starts sending
+        // only after this response is queued (the writer sends in order, and
+        // UDP to the recorder is only expected once it sees 200).
+        let server = self.server.clone();
+        let id = s.id.clone();
+        self.tracker
+            .spawn(udp::play(udp, s, subscriber, dest, stop, move |_| {
+                server.sessions.remove(&id);
+            }));
+        Ok((resp, None))
+    }
+
+    fn pause(&mut self, req: &Request, rec: &Recorder) -> Reply {
+        let s = self.session_of(req, rec)?;
+        s.stop();
+        Ok((
+            Response::new(Status::Ok).header("Session", self.session_header(&s)),
+            None,
+        ))
+    }
+
+    fn teardown(&mut self, req: &Request, rec: &Recorder) -> Reply {
+        let s = self.session_of(req, rec)?;
+        self.server.sessions.remove(&s.id);
+        self.sessions.retain(|x| x.id != s.id);
+        info!(recorder = %rec.name, device = %s.device, session = %s.id, "TEARDOWN");
+        Ok((Response::new(Status::Ok), None))
+    }
+
+    fn keepalive(&mut self, req: &Request, rec: &Recorder) -> Reply {
+        if req.session_id().is_some() {
+            let s = self.session_of(req, rec)?;
+            return Ok((
+                Response::new(Status::Ok).header("Session", self.session_header(&s)),
+                None,
+            ));
+        }
+        Ok((Response::new(Status::Ok), None))
+    }
+}
+
+/// A response plus what the writer should do after sending it; or an
+/// error response.
+type Reply = Result<(Response, Option<WriterMsg>), Response>;
+
+/// `RTP-Info` for the tracks set up: each track's first queued packet's
+/// sequence number and timestamp (RFC 2326 §12.33).
+fn rtp_info<'a>(
+    s: &Session,
+    tracks: &[Option<TrackTransport>],
+    frames: impl Iterator<Item = &'a crate::media::hub::OutFrame>,
+) -> String {
+    let mut first: Vec<Option<(u16, u32)>> = vec![None; tracks.len()];
+    for f in frames {
+        if matches!(f.kind, FrameKind::Rtcp | FrameKind::End) {
+            continue;
+        }
+        let t = usize::from(f.track);
+        if t < first.len()
+            && first[t].is_none()
+            && let Some(p) = framed_packets(&f.data).next()
+            && p.packet.len() >= 8
+        {
+            let seq = u16::from_be_bytes([p.packet[2], p.packet[3]]);
+            let ts = u32::from_be_bytes([p.packet[4], p.packet[5], p.packet[6], p.packet[7]]);
+            first[t] = Some((seq, ts));
+        }
+        if first
+            .iter()
+            .zip(tracks)
+            .all(|(f, t)| f.is_some() || t.is_none())
+        {
+            break;
+        }
+    }
+    let mut parts = Vec::new();
+    for (i, t) in tracks.iter().enumerate() {
+        if t.is_none() {
+            continue;
+        }
+        let url = format!("{}trackID={i}", s.base_url);
+        parts.push(match first[i] {
+            Some((seq, ts)) => format!("url={url};seq={seq};rtptime={ts}"),
+            None => format!("url={url}"),
+        });
+    }
+    parts.join(",")
+}
+
+/// A stable SDP session id per stream name.
+fn sdp_session_id(name: &str) -> u64 {
+    // FNV-1a: stable across runs, no dependency.
+    name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    }) >> 1
+}

@@ -1,0 +1,178 @@
+//! Camera-side sources: one task per device stream that keeps its hub fed.
+//!
+//! [`StreamSource::run`] is the retry loop (on-demand waiting, exponential
+//! backoff with jitter, state for DESCRIBE and status); a session is either
+//! a real camera pulled with retina ([`camera`]) or the built-in simulated
+//! camera ([`simulated`]). Sources only write to the hub through their
+//! [`Publisher`]; they never see a recorder.
+
+pub mod backoff;
+pub mod camera;
+pub mod clip;
+pub mod simulated;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::config::schema::CameraSection;
+use crate::config::{Device, DeviceSource, Pull, StreamConfig};
+use crate::media::hub::SourceState;
+use crate::media::publisher::Publisher;
+
+pub use backoff::Backoff;
+
+/// Seconds between RTCP sender reports on each track.
+pub const SENDER_REPORT_INTERVAL: Duration = Duration::from_secs(5);
+
+/// A bounded classification of why a camera session ended, for logs now and
+/// metric labels later. Never contains camera-supplied text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The camera refused or could not be reached.
+    Refused,
+    /// A step or the stream timed out.
+    Timeout,
+    /// The camera rejected camgate's credentials.
+    Auth,
+    /// The camera closed the connection.
+    Closed,
+    /// The camera spoke something camgate could not use.
+    Protocol,
+}
+
+impl ErrorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Refused => "refused",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Auth => "auth",
+            ErrorKind::Closed => "closed",
+            ErrorKind::Protocol => "protocol",
+        }
+    }
+}
+
+/// Why a source session ended.
+#[derive(Debug, thiserror::Error)]
+#[error("{kind_str}: {message}", kind_str = kind.as_str())]
+pub struct SourceError {
+    pub kind: ErrorKind,
+    /// Human-readable detail (camera URLs here never carry credentials).
+    pub message: String,
+}
+
+impl SourceError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        SourceError {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+/// Everything one stream's task needs.
+pub struct StreamSource {
+    pub device: Arc<Device>,
+    pub stream: StreamConfig,
+    pub camera: CameraSection,
+    pub publisher: Publisher,
+    pub cancel: CancellationToken,
+    /// Shared by a camera's streams, so stale sessions are awaited (retina).
+    pub session_group: Arc<retina::client::SessionGroup>,
+}
+
+impl StreamSource {
+    /// Runs until cancelled: connect, relay, back off, reconnect.
+    pub async fn run(mut self) {
+        let hub = self.publisher.hub().clone();
+        let mut demand = hub.watch_demand();
+        let mut backoff = Backoff::new(
+            Duration::from_secs(self.camera.backoff_initial_secs),
+            Duration::from_secs(self.camera.backoff_max_secs),
+            Duration::from_secs(self.camera.backoff_reset_secs),
+        );
+        let on_demand = self.device.pull == Pull::OnDemand;
+        loop {
+            if on_demand && *demand.borrow() == 0 {
+                hub.set_source_state(SourceState::Idle);
+                tokio::select! {
+                    _ = self.cancel.cancelled() => break,
+                    r = demand.wait_for(|d| *d > 0) => if r.is_err() { break },
+                }
+            }
+            hub.set_source_state(SourceState::Connecting);
+            let started = Instant::now();
+            let cancel = self.cancel.clone();
+            let result = tokio::select! {
+                _ = cancel.cancelled() => break,
+                r = self.run_once(&mut demand, on_demand) => r,
+            };
+            self.publisher.end_session();
+            match result {
+                Ok(()) => {
+                    info!(device = %self.device.id, stream = %self.stream.name,
+                        "no recorder left: disconnected from camera");
+                    backoff.reset();
+                }
+                Err(e) => {
+                    let delay = backoff.next_delay(started.elapsed());
+                    warn!(device = %self.device.id, stream = %self.stream.name,
+                        reason = e.kind.as_str(), error = %e.message,
+                        retry_in_ms = delay.as_millis() as u64, "camera session ended");
+                    hub.set_source_state(SourceState::Backoff {
+                        error: e.to_string(),
+                    });
+                    tokio::select! {
+                        _ = self.cancel.cancelled() => break,
+                        _ = tokio::time::sleep(delay) => {}
+                    }
+                }
+            }
+        }
+        // Shutdown: end recorder sessions and let retina tear down.
+        self.publisher.close();
+        hub.set_source_state(SourceState::Idle);
+        let _ =
+            tokio::time::timeout(Duration::from_secs(2), self.session_group.await_teardown()).await;
+    }
+
+    async fn run_once(
+        &mut self,
+        demand: &mut watch::Receiver<usize>,
+        on_demand: bool,
+    ) -> Result<(), SourceError> {
+        let idle = Duration::from_secs(self.camera.on_demand_close_secs);
+        let idle_fut = wait_idle(demand, on_demand, idle);
+        match &self.device.source {
+            DeviceSource::Simulated => {
+                simulated::run_session(&mut self.publisher, self.device.audio, idle_fut).await
+            }
+            DeviceSource::Camera(cam) => {
+                let cam = cam.clone();
+                camera::run_session(self, &cam, idle_fut).await
+            }
+        }
+    }
+}
+
+/// Resolves once nobody has wanted the stream for `idle` (never for an
+/// always-on stream).
+async fn wait_idle(demand: &mut watch::Receiver<usize>, on_demand: bool, idle: Duration) {
+    if !on_demand {
+        return std::future::pending().await;
+    }
+    loop {
+        if demand.wait_for(|d| *d == 0).await.is_err() {
+            return std::future::pending().await;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(idle) => return,
+            r = demand.changed() => if r.is_err() { return std::future::pending().await },
+        }
+    }
+}

@@ -1,0 +1,361 @@
+//! A real camera, pulled with retina over RTSP: DESCRIBE, SETUP of the
+//! tracks camgate relays, PLAY, then demuxed frames into the publisher.
+//!
+//! Retina has no timeouts of its own on connect and requests, so every step
+//! is wrapped in one; its keepalives run only while the session is polled, so
+//! this loop never stops reading, whether or not a recorder watches.
+
+use std::future::Future;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use retina::client::{Credentials, PlayOptions, Session, SessionOptions, SetupOptions};
+use retina::codec::{CodecItem, FrameFormat, ParametersRef, VideoParametersCodec};
+use tracing::{debug, warn};
+
+use super::{ErrorKind, SENDER_REPORT_INTERVAL, SourceError, StreamSource};
+use crate::config::{AudioPolicy, CameraConfig};
+use crate::media::hub::SourceState;
+use crate::media::{AudioCodec, SourceFrame, StreamInfo, Track, VideoCodec};
+
+/// A track camgate relays: retina's stream index and what it becomes.
+#[derive(Debug, Clone)]
+struct Chosen {
+    retina_index: usize,
+    /// `None` for video whose parameter sets are not known yet.
+    track: Option<Track>,
+}
+
+/// Runs one camera session until it fails or `idle` resolves.
+pub async fn run_session(
+    src: &mut StreamSource,
+    cam: &CameraConfig,
+    idle: impl Future<Output = ()>,
+) -> Result<(), SourceError> {
+    let step = Duration::from_secs(src.camera.connect_timeout_secs);
+    let read_timeout = Duration::from_secs(src.camera.read_timeout_secs);
+    let url = cam.url(&src.stream.path).map_err(|e| {
+        SourceError::new(
+            ErrorKind::Protocol,
+            format!("bad camera URL for path {}: {e}", src.stream.path),
+        )
+    })?;
+
+    // Cameras with few session slots (and live555's stale-session bug) need
+    // earlier sessions torn down before a new one starts.
+    let stale = src.session_group.stale_sessions();
+    let _ = tokio::time::timeout(step, src.session_group.await_stale_sessions(&stale)).await;
+
+    let q = &cam.quirks;
+    let mut opts = SessionOptions::default()
+        .session_group(src.session_group.clone())
+        .teardown(q.teardown)
+        .session_id(q.session_id)
+        .unassigned_channel_data(q.unassigned_channel_data)
+        .user_agent(format!("camgate/{}", env!("CARGO_PKG_VERSION")));
+    if let (Some(user), Some(pw)) = (&cam.username, &cam.password) {
+        opts = opts.creds(Some(Credentials {
+            username: user.clone(),
+            password: pw.expose().to_string(),
+        }));
+    }
+    let mut session = timed(step, "DESCRIBE", Session::describe(url.clone(), opts)).await?;
+
+    let chosen = choose_tracks(
+        &session,
+        src.device.audio,
+        &src.device.id.to_string(),
+        &src.stream.name,
+    );
+    if !chosen
+        .iter()
+        .any(|c| matches!(c.track, None | Some(Track::Video(_))))
+    {
+        return Err(SourceError::new(
+            ErrorKind::Protocol,
+            format!("{url}: no H.264 or H.265 video track"),
+        ));
+    }
+    for c in &chosen {
+        let opts = SetupOptions::default()
+            .transport(cam.transport.clone())
+            .frame_format(FrameFormat::MP4);
+        timed(step, "SETUP", session.setup(c.retina_index, opts)).await?;
+    }
+    let play = PlayOptions::default()
+        .initial_timestamp(q.initial_timestamp)
+        .initial_seq(q.initial_seq)
+        .unknown_rtcp_ssrc(q.unknown_rtcp_ssrc);
+    let playing = timed(step, "PLAY", session.play(play)).await?;
+    let mut demuxed = playing.demuxed().map_err(|e| classify(&e, "demux"))?;
+
+    // retina stream index -> camgate track index
+    let mut index_of = vec![None; demuxed.streams().len()];
+    for (i, c) in chosen.iter().enumerate() {
+        index_of[c.retina_index] = Some(i);
+    }
+    let mut tracks: Vec<Option<Track>> = chosen.iter().map(|c| c.track.clone()).collect();
+    let mut begun = false;
+    if tracks.iter().all(Option::is_some) {
+        begin(src, &tracks);
+        begun = true;
+    }
+
+    let mut reports = tokio::time::interval(SENDER_REPORT_INTERVAL);
+    reports.tick().await;
+    tokio::pin!(idle);
+    loop {
+        let item = tokio::select! {
+            r = tokio::time::timeout(read_timeout, demuxed.next()) => r,
+            _ = reports.tick() => {
+                if begun {
+                    src.publisher.send_reports();
+                }
+                continue;
+            }
+            _ = &mut idle => return Ok(()),
+        };
+        let item = match item {
+            Err(_) => {
+                return Err(SourceError::new(
+                    ErrorKind::Timeout,
+                    format!("no data from {url} for {}s", read_timeout.as_secs()),
+                ));
+            }
+            Ok(None) => {
+                return Err(SourceError::new(
+                    ErrorKind::Closed,
+                    format!("{url} ended the stream"),
+                ));
+            }
+            Ok(Some(Err(e))) => return Err(classify(&e, "stream")),
+            Ok(Some(Ok(item))) => item,
+        };
+        let (stream_id, frame) = match item {
+            CodecItem::VideoFrame(f) => {
+                let sid = f.stream_id();
+                let Some(Some(ti)) = index_of.get(sid).copied() else {
+                    continue;
+                };
+                if f.has_new_parameters() || tracks[ti].is_none() {
+                    if let Some(codec) = demuxed.streams()[sid].parameters().and_then(video_codec) {
+                        if begun {
+                            src.publisher.update_video(ti, codec.clone());
+                        }
+                        tracks[ti] = Some(Track::Video(codec));
+                    }
+                }
+                let key = f.is_random_access_point();
+                let pts = f.timestamp().timestamp();
+                (
+                    sid,
+                    SourceFrame {
+                        track: ti,
+                        pts,
+                        key,
+                        data: Bytes::from(f.into_data()),
+                    },
+                )
+            }
+            CodecItem::AudioFrame(f) => {
+                let sid = f.stream_id();
+                let Some(Some(ti)) = index_of.get(sid).copied() else {
+                    continue;
+                };
+                let pts = f.timestamp().timestamp();
+                (
+                    sid,
+                    SourceFrame {
+                        track: ti,
+                        pts,
+                        key: false,
+                        data: Bytes::copy_from_slice(f.data()),
+                    },
+                )
+            }
+            _ => continue,
+        };
+        if !begun {
+            if tracks.iter().all(Option::is_some) {
+                begin(src, &tracks);
+                begun = true;
+            } else {
+                debug!(device = %src.device.id, stream = stream_id, "waiting for parameter sets");
+                continue;
+            }
+        }
+        if let Err(skip) = src.publisher.push(&frame) {
+            debug!(device = %src.device.id, stream = %src.stream.name, ?skip, "frame not relayed");
+        }
+    }
+}
+
+fn begin(src: &mut StreamSource, tracks: &[Option<Track>]) {
+    let tracks = tracks.iter().flatten().cloned().collect();
+    src.publisher.begin_session(StreamInfo { tracks });
+    src.publisher.hub().set_source_state(SourceState::Live);
+}
+
+/// Picks the first H.264/H.265 video track and, with `audio = "pass"`, the
+/// first AAC or G.711 audio track. Everything else is left out, with a
+/// warning naming it.
+fn choose_tracks(
+    session: &Session<retina::client::Described>,
+    audio: AudioPolicy,
+    device: &str,
+    stream: &str,
+) -> Vec<Chosen> {
+    let mut out: Vec<Chosen> = Vec::new();
+    let mut have_video = false;
+    let mut have_audio = false;
+    for (i, s) in session.streams().iter().enumerate() {
+        let media = s.media();
+        let enc = s.encoding_name();
+        match (media, enc) {
+            ("video", "h264" | "h265") if !have_video => {
+                have_video = true;
+                let track = s.parameters().and_then(video_codec).map(Track::Video);
+                // Video first, so it is track 0 in camgate's SDP.
+                out.insert(
+                    0,
+                    Chosen {
+                        retina_index: i,
+                        track,
+                    },
+                );
+            }
+            ("audio", _) if audio == AudioPolicy::Strip => {
+                debug!(
+                    device,
+                    stream,
+                    track = i,
+                    encoding = enc,
+                    "audio stripped by policy"
+                );
+            }
+            ("audio", "mpeg4-generic" | "pcmu" | "pcma") if !have_audio => match audio_codec(s) {
+                Some(a) => {
+                    have_audio = true;
+                    out.push(Chosen {
+                        retina_index: i,
+                        track: Some(Track::Audio(a)),
+                    });
+                }
+                None => warn!(
+                    device,
+                    stream,
+                    track = i,
+                    encoding = enc,
+                    "leaving out audio track: parameters unusable"
+                ),
+            },
+            _ => warn!(
+                device,
+                stream,
+                track = i,
+                media,
+                encoding = enc,
+                "leaving out track: codec not relayed (video H.264/H.265, audio AAC/G.711)"
+            ),
+        }
+    }
+    out
+}
+
+fn video_codec(p: ParametersRef<'_>) -> Option<VideoCodec> {
+    let ParametersRef::Video(v) = p else {
+        return None;
+    };
+    match v.codec_params() {
+        VideoParametersCodec::H264 { sps, pps } => Some(VideoCodec::H264 {
+            sps: sps.clone(),
+            pps: pps.clone(),
+        }),
+        VideoParametersCodec::H265 { vps, sps, pps } => Some(VideoCodec::H265 {
+            vps: vps.clone(),
+            sps: sps.clone(),
+            pps: pps.clone(),
+        }),
+        _ => None,
+    }
+}
+
+fn audio_codec(s: &retina::client::Stream) -> Option<AudioCodec> {
+    let channels = s.channels().map_or(1, |c| c.get());
+    match s.encoding_name() {
+        "pcmu" => Some(AudioCodec::Pcmu {
+            sample_rate: s.clock_rate_hz(),
+            channels,
+        }),
+        "pcma" => Some(AudioCodec::Pcma {
+            sample_rate: s.clock_rate_hz(),
+            channels,
+        }),
+        "mpeg4-generic" => {
+            let ParametersRef::Audio(a) = s.parameters()? else {
+                return None;
+            };
+            let config = a.extra_data();
+            if config.is_empty() {
+                return None;
+            }
+            Some(AudioCodec::Aac {
+                config: Bytes::copy_from_slice(config),
+                sample_rate: a.clock_rate(),
+                channels: a.channels().get(),
+            })
+        }
+        _ => None,
+    }
+}
+
+/// Runs one RTSP step with a timeout.
+async fn timed<T>(
+    limit: Duration,
+    step: &str,
+    fut: impl Future<Output = Result<T, retina::Error>>,
+) -> Result<T, SourceError> {
+    match tokio::time::timeout(limit, fut).await {
+        Err(_) => Err(SourceError::new(
+            ErrorKind::Timeout,
+            format!("{step} took over {}s", limit.as_secs()),
+        )),
+        Ok(Err(e)) => Err(classify(&e, step)),
+        Ok(Ok(t)) => Ok(t),
+    }
+}
+
+/// Maps a retina error onto the bounded [`ErrorKind`].
+fn classify(e: &retina::Error, step: &str) -> SourceError {
+    let kind = match e.status_code() {
+        Some(401 | 403) => ErrorKind::Auth,
+        Some(_) => ErrorKind::Protocol,
+        None => {
+            let io = std::error::Error::source(e).and_then(|s| s.downcast_ref::<std::io::Error>());
+            match io.map(|io| io.kind()) {
+                Some(
+                    std::io::ErrorKind::ConnectionRefused
+                    | std::io::ErrorKind::HostUnreachable
+                    | std::io::ErrorKind::NetworkUnreachable
+                    | std::io::ErrorKind::AddrNotAvailable,
+                ) => ErrorKind::Refused,
+                Some(std::io::ErrorKind::TimedOut) => ErrorKind::Timeout,
+                Some(_) => ErrorKind::Closed,
+                None => {
+                    let text = e.to_string();
+                    if text.starts_with("Unable to connect") {
+                        ErrorKind::Refused
+                    } else if text.starts_with("Timeout") {
+                        ErrorKind::Timeout
+                    } else {
+                        ErrorKind::Protocol
+                    }
+                }
+            }
+        }
+    };
+    // retina's messages carry connection context, never credentials.
+    let first_line = e.to_string().lines().next().unwrap_or_default().to_string();
+    SourceError::new(kind, format!("{step}: {first_line}"))
+}

@@ -1,0 +1,76 @@
+//! The one-screen summary `camgate check` prints of what would run.
+
+use std::fmt::Write;
+
+use crate::config::{Config, DeviceSet, DeviceSource, Pull};
+
+/// Renders listeners, recorders and devices.
+pub fn render(c: &Config) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "RTSP   rtsp://{}/<device>/<stream>  (UDP {})",
+        c.rtsp.listen,
+        if c.rtsp.udp {
+            format!("on, RTP port {}", c.rtsp.udp_rtp_port)
+        } else {
+            "off".into()
+        }
+    );
+    let _ = writeln!(s, "admin  http://{}/", c.admin.listen);
+    let _ = writeln!(s, "recorders ({}):", c.recorders.len());
+    for r in &c.recorders {
+        let devices = match &r.devices {
+            DeviceSet::All => "all devices".to_string(),
+            DeviceSet::Only(set) => {
+                let mut v: Vec<_> = set.iter().map(String::as_str).collect();
+                v.sort();
+                if v.is_empty() {
+                    "no device".into()
+                } else {
+                    v.join(", ")
+                }
+            }
+        };
+        let from = if r.allow_from.is_empty() {
+            "anywhere".to_string()
+        } else {
+            r.allow_from
+                .iter()
+                .map(|n| n.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let _ = writeln!(
+            s,
+            "  {:<16} user {:<12} from {from}; may view {devices}",
+            r.name, r.username
+        );
+    }
+    let _ = writeln!(s, "devices ({}):", c.devices.len());
+    for d in &c.devices {
+        let source = match &d.source {
+            DeviceSource::Simulated => "simulated".to_string(),
+            DeviceSource::Camera(cam) => {
+                format!("{} at {}:{}", d.vendor.as_str(), cam.host, cam.rtsp_port)
+            }
+        };
+        let pull = match d.pull {
+            Pull::Always => "always",
+            Pull::OnDemand => "on-demand",
+        };
+        let deadline = d
+            .removal_deadline
+            .map(|x| format!(", remove by {x}"))
+            .unwrap_or_default();
+        let streams: Vec<_> = d.streams.iter().map(|s| s.name.to_string()).collect();
+        let _ = writeln!(
+            s,
+            "  {:<16} {source}; pull {pull}; audio {:?}; streams {}{deadline}",
+            d.id.as_str(),
+            d.audio,
+            streams.join(", ")
+        );
+    }
+    s
+}
