@@ -535,16 +535,22 @@ impl Conn {
                 _ => None,
             })
             .collect();
-        // Media must not precede the PLAY response: the task starts sending
-        // only after this response is queued (the writer sends in order, and
-        // UDP to the recorder is only expected once it sees 200).
+        // The task starts sending once the writer has sent this response.
+        let (written, started) = tokio::sync::oneshot::channel();
         let server = self.server.clone();
         let id = s.id.clone();
-        self.tracker
-            .spawn(udp::play(udp, s, subscriber, dest, stop, move |_| {
+        self.tracker.spawn(udp::play(
+            udp,
+            s,
+            subscriber,
+            dest,
+            stop,
+            started,
+            move |_| {
                 server.sessions.remove(&id);
-            }));
-        Ok((resp, None))
+            },
+        ));
+        Ok((resp, Some(WriterMsg::Written(written))))
     }
 
     fn pause(&mut self, req: &Request, rec: &Recorder) -> Reply {

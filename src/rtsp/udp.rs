@@ -16,6 +16,41 @@ use crate::rtp::framed_packets;
 
 /// Bytes of frames gathered per wakeup.
 const BATCH_BYTES: usize = 256 << 10;
+/// Pace of UDP sends per session, in bytes per second (64 Mbit/s). A new
+/// recorder gets the GOP cache (up to a few MB) at once; sent unpaced, that
+/// burst overflows the recorder's socket buffer and it loses the key frame
+/// it needs. Live streams stay far below this rate.
+const PACE_BYTES_PER_SEC: f64 = 8e6;
+/// Bytes that may leave back to back before pacing starts.
+const PACE_BURST: f64 = 32e3;
+
+/// A token bucket over bytes.
+struct Pacer {
+    budget: f64,
+    last: tokio::time::Instant,
+}
+
+impl Pacer {
+    fn new() -> Pacer {
+        Pacer {
+            budget: PACE_BURST,
+            last: tokio::time::Instant::now(),
+        }
+    }
+
+    /// Waits until `len` bytes may be sent.
+    async fn take(&mut self, len: usize) {
+        let now = tokio::time::Instant::now();
+        let refill = now.duration_since(self.last).as_secs_f64() * PACE_BYTES_PER_SEC;
+        self.budget = (self.budget + refill).min(PACE_BURST);
+        self.last = now;
+        self.budget -= len as f64;
+        if self.budget < 0.0 {
+            let wait = std::time::Duration::from_secs_f64(-self.budget / PACE_BYTES_PER_SEC);
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
 
 /// The server's RTP and RTCP sockets.
 pub struct UdpPair {
@@ -107,9 +142,17 @@ pub async fn play(
     mut subscriber: Subscriber,
     dest: Vec<Option<(SocketAddr, SocketAddr)>>,
     stop: CancellationToken,
+    started: tokio::sync::oneshot::Receiver<()>,
     on_end: impl FnOnce(SubscriberEnd),
 ) {
+    // Media must not precede the PLAY response (RFC 2326 §10.5): wait until
+    // the writer has sent it.
+    tokio::select! {
+        _ = stop.cancelled() => return,
+        r = started => if r.is_err() { return },
+    }
     let mut batch = Vec::new();
+    let mut pacer = Pacer::new();
     loop {
         let r = tokio::select! {
             _ = stop.cancelled() => return,
@@ -130,6 +173,7 @@ pub async fn play(
                 continue;
             };
             for p in framed_packets(&f.data) {
+                pacer.take(p.packet.len()).await;
                 let (sock, to) = if p.channel % 2 == 0 {
                     (&udp.rtp, *rtp)
                 } else {

@@ -56,6 +56,8 @@ pub struct TcpPlay {
 pub enum WriterMsg {
     Response(Bytes),
     Play(Box<TcpPlay>),
+    /// Signal once everything queued before it has been written.
+    Written(tokio::sync::oneshot::Sender<()>),
     /// Write nothing more and close.
     Close,
 }
@@ -107,6 +109,9 @@ pub async fn run(
             Event::Msg(Some(WriterMsg::Play(p))) => {
                 debug!(session = %p.session_id, "playing over TCP");
                 play = Some(p);
+            }
+            Event::Msg(Some(WriterMsg::Written(done))) => {
+                let _ = done.send(());
             }
             Event::Stopped => play = None,
             Event::Batch(Err(end)) => {

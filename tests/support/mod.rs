@@ -1,0 +1,375 @@
+//! Shared test harness: camgate on loopback ports, third-party clients
+//! (ffmpeg, GStreamer's RTSP server as a camera) and retina as a recorder.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use camgate::app::{self, Running};
+use futures::StreamExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+pub mod scripted_camera;
+
+/// The recorder account every test config has.
+pub const NVR_USER: &str = "nvr";
+pub const NVR_PASS: &str = "nvr-secret";
+
+/// A running camgate with its temp dir.
+pub struct TestApp {
+    pub running: Option<Running>,
+    pub rtsp: SocketAddr,
+    pub dir: tempfile::TempDir,
+}
+
+impl TestApp {
+    /// `rtsp://nvr:nvr-secret@127.0.0.1:PORT/<path>`
+    pub fn url(&self, path: &str) -> String {
+        format!("rtsp://{NVR_USER}:{NVR_PASS}@{}/{path}", self.rtsp)
+    }
+
+    /// The same URL without credentials.
+    pub fn bare_url(&self, path: &str) -> String {
+        format!("rtsp://{}/{path}", self.rtsp)
+    }
+
+    pub async fn stop(mut self) -> bool {
+        match self.running.take() {
+            Some(r) => r.shutdown(Duration::from_secs(5)).await,
+            None => true,
+        }
+    }
+}
+
+/// The config prefix every test uses: loopback, ephemeral ports, one recorder.
+pub fn base_config(extra_rtsp: &str) -> String {
+    format!(
+        r#"
+[rtsp]
+listen = "127.0.0.1:0"
+udp_rtp_port = 0
+{extra_rtsp}
+[admin]
+listen = "127.0.0.1:0"
+[camera]
+connect_timeout_secs = 5
+read_timeout_secs = 5
+[[recorder]]
+name = "nvr"
+username = "{NVR_USER}"
+password = "{NVR_PASS}"
+devices = ["*"]
+"#
+    )
+}
+
+/// Starts camgate on `config` (TOML text); `env` supplies password_env values.
+pub async fn spawn_app(config: &str, env: &[(&str, &str)]) -> TestApp {
+    init_logging();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("camgate.toml");
+    std::fs::write(&file, config).unwrap();
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let lookup = move |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let loaded = camgate::config::load_with_env(&file, Default::default(), &lookup)
+        .unwrap_or_else(|e| panic!("test config invalid:\n{e}"));
+    let running = app::start(loaded.config).await.unwrap();
+    TestApp {
+        rtsp: running.rtsp_addr,
+        running: Some(running),
+        dir,
+    }
+}
+
+pub fn init_logging() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| "camgate=info".into()),
+            )
+            .with_test_writer()
+            .try_init();
+    });
+}
+
+/// Installs the test tools if missing is not this harness's job: the README's
+/// test command does. Fail loudly instead of skipping.
+pub fn require(tool: &str) {
+    let ok = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(
+        ok,
+        "{tool} is not installed: run the test command from README.md (it installs it)"
+    );
+}
+
+/// ffmpeg as a recorder: plays `url` for `secs` over `transport`, decoding
+/// every frame with `-xerror`. Returns (success, stderr).
+pub async fn ffmpeg_decode(url: &str, transport: &str, secs: u32) -> (bool, String) {
+    require("ffmpeg");
+    let out = tokio::process::Command::new("ffmpeg")
+        .args([
+            "-nostdin",
+            "-v",
+            "error",
+            "-xerror",
+            "-rtsp_transport",
+            transport,
+            "-i",
+            url,
+        ])
+        .args(["-t", &secs.to_string(), "-f", "null", "-"])
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(u64::from(secs) + 30), out)
+        .await
+        .expect("ffmpeg finished in time")
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// ffprobe's view of a stream: one `codec_type=codec_name` per stream.
+pub async fn ffprobe_streams(url: &str) -> Vec<String> {
+    require("ffprobe");
+    let out = tokio::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-rtsp_transport",
+            "tcp",
+            "-show_entries",
+            "stream=codec_type,codec_name",
+        ])
+        .args(["-of", "csv=p=0", url])
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(30), out)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ffprobe failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let mut p = l.split(',');
+            let name = p.next().unwrap_or("").to_string();
+            let ty = p.next().unwrap_or("").to_string();
+            format!("{ty}={name}")
+        })
+        .collect()
+}
+
+/// An H.264 + AAC MP4 (640x360, 25 fps, 2 s GOP, 90 s) for the GStreamer
+/// camera, made once per test binary.
+pub fn camera_file() -> PathBuf {
+    static FILE: OnceLock<PathBuf> = OnceLock::new();
+    FILE.get_or_init(|| {
+        require("ffmpeg");
+        let dir = std::env::temp_dir().join(format!("camgate-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("camera.mp4");
+        let st = Command::new("ffmpeg")
+            .args(["-nostdin", "-v", "error", "-y"])
+            .args(["-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25"])
+            .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
+            .args([
+                "-t",
+                "90",
+                "-c:v",
+                "libx264",
+                "-preset",
+                "ultrafast",
+                "-g",
+                "50",
+                "-bf",
+                "0",
+            ])
+            .args([
+                "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "64k", "-ac", "1",
+            ])
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(st.success(), "ffmpeg could not make the camera file");
+        path
+    })
+    .clone()
+}
+
+/// GStreamer's RTSP server as a camera (tests/support/gst_camera.py).
+pub struct GstCamera {
+    child: Child,
+    pub port: u16,
+    pub path: String,
+}
+
+pub const CAM_USER: &str = "admin";
+pub const CAM_PASS: &str = "cam-secret";
+
+impl GstCamera {
+    pub fn start(port: u16) -> GstCamera {
+        assert!(
+            Path::new("/usr/bin/python3").exists(),
+            "/usr/bin/python3 missing: run the README's test command"
+        );
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/gst_camera.py");
+        let path = "/Streaming/Channels/101".to_string();
+        let mut child = Command::new("/usr/bin/python3")
+            .arg(script)
+            .args(["--port", &port.to_string(), "--path", &path])
+            .args(["--user", CAM_USER, "--password", CAM_PASS])
+            .arg("--file")
+            .arg(camera_file())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start the GStreamer camera");
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        assert!(
+            line.starts_with("READY"),
+            "GStreamer camera did not start: {line:?}"
+        );
+        GstCamera { child, port, path }
+    }
+
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for GstCamera {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A free TCP port on loopback (for servers that cannot bind port 0).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Sends a raw request and returns the status line and the whole response
+/// head, or None if the connection closed without a response.
+pub async fn raw_request(addr: SocketAddr, req: &str) -> Option<String> {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(req.as_bytes()).await.unwrap();
+    read_response(&mut s).await
+}
+
+/// Reads one response head from `s` (up to the blank line).
+pub async fn read_response(s: &mut TcpStream) -> Option<String> {
+    let mut buf = Vec::new();
+    let mut b = [0u8; 1];
+    let fut = async {
+        loop {
+            match s.read(&mut b).await {
+                Ok(0) | Err(_) => return None,
+                Ok(_) => buf.push(b[0]),
+            }
+            if buf.ends_with(b"\r\n\r\n") {
+                return Some(String::from_utf8_lossy(&buf).into_owned());
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), fut)
+        .await
+        .ok()
+        .flatten()
+}
+
+/// Retina as a recorder: DESCRIBE, SETUP every stream, PLAY.
+pub async fn retina_play(
+    url: &str,
+    user: &str,
+    pass: &str,
+    udp: bool,
+) -> Result<retina::client::Session<retina::client::Playing>, retina::Error> {
+    let url = url::Url::parse(url).unwrap();
+    let opts = retina::client::SessionOptions::default().creds(Some(retina::client::Credentials {
+        username: user.into(),
+        password: pass.into(),
+    }));
+    let mut s = retina::client::Session::describe(url, opts).await?;
+    for i in 0..s.streams().len() {
+        let t = if udp {
+            retina::client::Transport::Udp(Default::default())
+        } else {
+            retina::client::Transport::Tcp(Default::default())
+        };
+        s.setup(i, retina::client::SetupOptions::default().transport(t))
+            .await?;
+    }
+    s.play(retina::client::PlayOptions::default()).await
+}
+
+/// What a retina recorder saw.
+#[derive(Debug, Default, Clone)]
+pub struct Seen {
+    pub video_frames: usize,
+    pub key_frames: usize,
+    pub audio_frames: usize,
+    pub first_was_key: Option<bool>,
+    pub loss: u64,
+}
+
+/// Reads demuxed frames for `dur` (or until `n_video` video frames).
+pub async fn retina_frames(
+    session: retina::client::Session<retina::client::Playing>,
+    dur: Duration,
+    n_video: usize,
+) -> Seen {
+    let mut d = session.demuxed().unwrap();
+    let mut seen = Seen::default();
+    let deadline = tokio::time::Instant::now() + dur;
+    while seen.video_frames < n_video {
+        let item = match tokio::time::timeout_at(deadline, d.next()).await {
+            Err(_) | Ok(None) => break,
+            Ok(Some(Err(e))) => panic!("retina recorder error: {e}"),
+            Ok(Some(Ok(i))) => i,
+        };
+        match item {
+            retina::codec::CodecItem::VideoFrame(f) => {
+                seen.first_was_key.get_or_insert(f.is_random_access_point());
+                seen.video_frames += 1;
+                seen.key_frames += usize::from(f.is_random_access_point());
+                seen.loss += u64::from(f.loss());
+            }
+            retina::codec::CodecItem::AudioFrame(f) => {
+                seen.audio_frames += 1;
+                seen.loss += u64::from(f.loss());
+            }
+            _ => {}
+        }
+    }
+    seen
+}

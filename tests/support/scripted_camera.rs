@@ -1,0 +1,261 @@
+//! A scripted camera: a minimal RTSP server written in the test that sends
+//! raw RTP over TCP the way quirky cameras do: STAP-A aggregates, RTP header
+//! extensions, padding, its own SSRC and sequence numbers, and vendor SDP
+//! attributes (Hikvision-style, including a `profile-level-id` that
+//! contradicts the SPS). camgate must let none of it through.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use base64::Engine;
+use bytes::{BufMut, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+
+/// The camera's own SSRC; camgate must not reuse it.
+pub const CAMERA_SSRC: u32 = 0xCAFE_BABE;
+/// The camera's first sequence number.
+pub const CAMERA_SEQ0: u16 = 1000;
+/// Vendor attributes that must not reach a recorder.
+pub const VENDOR_ATTRS: [&str; 4] = ["Media_header", "appversion", "x-dimensions", "420029"];
+
+pub struct ScriptedCamera {
+    pub addr: SocketAddr,
+    /// Connections accepted so far (to show camgate pulls once).
+    pub connections: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for ScriptedCamera {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl ScriptedCamera {
+    pub async fn start() -> ScriptedCamera {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let c = connections.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((s, _)) = listener.accept().await else {
+                    return;
+                };
+                c.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(serve(s, addr));
+            }
+        });
+        ScriptedCamera {
+            addr,
+            connections,
+            task,
+        }
+    }
+}
+
+fn clip() -> (Vec<u8>, Vec<u8>, Vec<(Vec<Vec<u8>>, bool)>) {
+    let data = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/clip.h264")).unwrap();
+    let (codec, frames) = camgate::source::clip::parse_h264_annexb(&data).unwrap();
+    let camgate::media::VideoCodec::H264 { sps, pps } = codec else {
+        unreachable!()
+    };
+    let frames = frames
+        .into_iter()
+        .take(60)
+        .map(|(d, key)| {
+            let nals = camgate::rtp::length_prefixed_nals(&d)
+                .unwrap()
+                .iter()
+                .map(|n| n.to_vec())
+                .collect();
+            (nals, key)
+        })
+        .collect();
+    (sps.to_vec(), pps.to_vec(), frames)
+}
+
+async fn serve(s: TcpStream, addr: SocketAddr) {
+    let (mut rd, mut wr) = s.into_split();
+    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(16);
+    let (sps, pps, frames) = clip();
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let sdp = format!(
+        "v=0\r\no=- 1109162014219182 1109162014219192 IN IP4 10.20.0.11\r\ns=Media Presentation\r\ne=NONE\r\nb=AS:5100\r\nt=0 0\r\n\
+         a=control:rtsp://{addr}/Streaming/Channels/101/\r\nm=video 0 RTP/AVP 96\r\nc=IN IP4 0.0.0.0\r\nb=AS:5000\r\na=recvonly\r\n\
+         a=x-dimensions:1280,720\r\na=control:rtsp://{addr}/Streaming/Channels/101/trackID=1\r\na=rtpmap:96 H264/90000\r\n\
+         a=fmtp:96 profile-level-id=420029; packetization-mode=1; sprop-parameter-sets={},{}\r\n\
+         a=Media_header:MEDIAINFO=494D4B48010300000400000100000000000000000000000000000000000000000000000000000000;\r\n\
+         a=appversion:1.0\r\n",
+        b64.encode(&sps),
+        b64.encode(&pps)
+    );
+    // Requests: answered by the writer loop, in order.
+    let reader = tokio::spawn(async move {
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            let n = match rd.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            buf.extend_from_slice(&chunk[..n]);
+            loop {
+                // Skip interleaved RTCP from the client.
+                if buf.first() == Some(&b'$') {
+                    if buf.len() < 4 {
+                        break;
+                    }
+                    let len = 4 + usize::from(u16::from_be_bytes([buf[2], buf[3]]));
+                    if buf.len() < len {
+                        break;
+                    }
+                    buf.drain(..len);
+                    continue;
+                }
+                let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                    break;
+                };
+                let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+                buf.drain(..end + 4);
+                let method = head.split(' ').next().unwrap_or("").to_string();
+                let cseq = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("CSeq:").or_else(|| l.strip_prefix("Cseq:")))
+                    .unwrap_or("0")
+                    .trim()
+                    .to_string();
+                let resp = match method.as_str() {
+                    "OPTIONS" => format!(
+                        "RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\nPublic: OPTIONS, DESCRIBE, SETUP, PLAY, TEARDOWN, GET_PARAMETER\r\n\r\n"
+                    ),
+                    "DESCRIBE" => format!(
+                        "RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\nContent-Type: application/sdp\r\nContent-Base: rtsp://{addr}/Streaming/Channels/101/\r\nContent-Length: {}\r\n\r\n{sdp}",
+                        sdp.len()
+                    ),
+                    "SETUP" => format!(
+                        "RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\nSession:       7F3A0B12;timeout=60\r\nTransport: RTP/AVP/TCP;unicast;interleaved=0-1;ssrc={CAMERA_SSRC:08X};mode=\"play\"\r\n\r\n"
+                    ),
+                    "PLAY" => format!(
+                        "RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\nSession: 7F3A0B12\r\nRTP-Info: url=rtsp://{addr}/Streaming/Channels/101/trackID=1;seq={CAMERA_SEQ0};rtptime=0\r\n\r\n"
+                    ),
+                    _ => format!("RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\nSession: 7F3A0B12\r\n\r\n"),
+                };
+                let play = method == "PLAY";
+                if tx.send(resp.into_bytes()).await.is_err() {
+                    return;
+                }
+                if play {
+                    // Marker for the writer: start streaming.
+                    let _ = tx.send(Vec::new()).await;
+                }
+            }
+        }
+    });
+    let mut playing = false;
+    let mut seq = CAMERA_SEQ0;
+    let mut i = 0usize;
+    let mut tick = tokio::time::interval(Duration::from_millis(40));
+    loop {
+        tokio::select! {
+            m = rx.recv() => match m {
+                None => break,
+                Some(v) if v.is_empty() => playing = true,
+                Some(v) => if wr.write_all(&v).await.is_err() { break },
+            },
+            _ = tick.tick(), if playing => {
+                let (nals, key) = &frames[i % frames.len()];
+                let ts = (i as u32).wrapping_mul(3600);
+                let out = packetize_quirky(&sps, &pps, nals, *key, ts, &mut seq);
+                if wr.write_all(&out).await.is_err() { break }
+                i += 1;
+            }
+        }
+    }
+    reader.abort();
+}
+
+/// One RTP packet framed for channel 0, with optional header extension
+/// and padding.
+fn packet(
+    out: &mut BytesMut,
+    seq: &mut u16,
+    ts: u32,
+    marker: bool,
+    payload: &[u8],
+    ext: bool,
+    pad: u8,
+) {
+    let mut p = BytesMut::new();
+    let b0 = 0x80 | if ext { 0x10 } else { 0 } | if pad > 0 { 0x20 } else { 0 };
+    p.put_u8(b0);
+    p.put_u8(if marker { 0x80 | 96 } else { 96 });
+    p.put_u16(*seq);
+    p.put_u32(ts);
+    p.put_u32(CAMERA_SSRC);
+    if ext {
+        p.put_u16(0xABAC);
+        p.put_u16(1);
+        p.put_u32(0xDEAD_BEEF);
+    }
+    p.put_slice(payload);
+    if pad > 0 {
+        p.put_bytes(0, usize::from(pad - 1));
+        p.put_u8(pad);
+    }
+    out.put_u8(b'$');
+    out.put_u8(0);
+    out.put_u16(p.len() as u16);
+    out.put_slice(&p);
+    *seq = seq.wrapping_add(1);
+}
+
+/// Packetizes like a quirky camera: parameter sets (and SEI) in a STAP-A,
+/// small NALs with a header extension, large ones in FU-A with padding.
+fn packetize_quirky(
+    sps: &[u8],
+    pps: &[u8],
+    nals: &[Vec<u8>],
+    key: bool,
+    ts: u32,
+    seq: &mut u16,
+) -> BytesMut {
+    let mut out = BytesMut::new();
+    let mut rest: Vec<&[u8]> = nals.iter().map(|n| n.as_slice()).collect();
+    if key {
+        let mut stap = vec![24u8];
+        let mut agg: Vec<&[u8]> = vec![sps, pps];
+        // Aggregate any SEI with the parameter sets.
+        while rest.first().is_some_and(|n| n[0] & 0x1f == 6) {
+            agg.push(rest.remove(0));
+        }
+        for n in agg {
+            stap.extend_from_slice(&(n.len() as u16).to_be_bytes());
+            stap.extend_from_slice(n);
+        }
+        packet(&mut out, seq, ts, false, &stap, false, 0);
+    }
+    let count = rest.len();
+    for (k, nal) in rest.iter().enumerate() {
+        let last = k + 1 == count;
+        if nal.len() <= 1200 {
+            packet(&mut out, seq, ts, last, nal, true, 0);
+            continue;
+        }
+        let hdr = nal[0];
+        let body = &nal[1..];
+        let chunks: Vec<&[u8]> = body.chunks(1000).collect();
+        for (j, c) in chunks.iter().enumerate() {
+            let s = if j == 0 { 0x80 } else { 0 };
+            let e = if j + 1 == chunks.len() { 0x40 } else { 0 };
+            let mut payload = vec![(hdr & 0xe0) | 28, s | e | (hdr & 0x1f)];
+            payload.extend_from_slice(c);
+            packet(&mut out, seq, ts, last && e != 0, &payload, j % 2 == 0, 4);
+        }
+    }
+    out
+}
