@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Runs every camgate test on a fresh Debian/Ubuntu machine: installs the
+# system packages the tests use as real peers (ffmpeg as a recorder,
+# GStreamer's RTSP server as a camera), then the whole cargo test suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(
+  ffmpeg                        # ffmpeg/ffprobe: recorders in the tests, clip generation
+  python3-gi                    # GStreamer's RTSP server from Python (the test camera)
+  gir1.2-gst-rtsp-server-1.0
+  gstreamer1.0-plugins-base
+  gstreamer1.0-plugins-good
+  gstreamer1.0-plugins-bad
+  gstreamer1.0-plugins-ugly
+  gstreamer1.0-libav
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  echo "installing: ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+cargo test --locked --all-targets "$@"
