@@ -25,7 +25,8 @@ def main():
     p.add_argument("--path", default="/Streaming/Channels/101")
     p.add_argument("--user", default="admin")
     p.add_argument("--password", default="cam-secret")
-    p.add_argument("--no-audio", action="store_true")
+    p.add_argument("--video", choices=["h264", "h265"], default="h264")
+    p.add_argument("--audio", choices=["aac", "pcmu", "pcma", "opus", "none"], default="aac")
     a = p.parse_args()
 
     Gst.init(None)
@@ -33,14 +34,20 @@ def main():
     server.set_address("127.0.0.1")
     server.set_service(str(a.port))
 
-    audio = "" if a.no_audio else (
-        " d.audio_0 ! queue ! aacparse ! rtpmp4gpay name=pay1 pt=97"
+    decoded = (
+        " d.audio_0 ! queue ! aacparse ! avdec_aac ! audioconvert ! audioresample"
     )
-    launch = (
-        f"( filesrc location={a.file} ! qtdemux name=d "
-        f"d.video_0 ! queue ! h264parse ! rtph264pay name=pay0 pt=96 config-interval=-1"
-        f"{audio} )"
+    audio = {
+        "none": "",
+        "aac": " d.audio_0 ! queue ! aacparse ! rtpmp4gpay name=pay1 pt=97",
+        "pcmu": decoded + " ! audio/x-raw,rate=8000,channels=1 ! mulawenc ! rtppcmupay name=pay1",
+        "pcma": decoded + " ! audio/x-raw,rate=8000,channels=1 ! alawenc ! rtppcmapay name=pay1",
+        "opus": decoded + " ! opusenc ! rtpopuspay name=pay1 pt=98",
+    }[a.audio]
+    video = (
+        f"d.video_0 ! queue ! {a.video}parse ! rtp{a.video}pay name=pay0 pt=96 config-interval=-1"
     )
+    launch = f"( filesrc location={a.file} ! qtdemux name=d {video}{audio} )"
     factory = GstRtspServer.RTSPMediaFactory()
     factory.set_launch(launch)
     factory.set_shared(True)

@@ -182,20 +182,35 @@ pub async fn ffprobe_streams(url: &str) -> Vec<String> {
         .collect()
 }
 
-/// An H.264 + AAC MP4 (640x360, 25 fps, 2 s GOP, 90 s) for the GStreamer
-/// camera, made once per test binary.
-pub fn camera_file() -> PathBuf {
-    static FILE: OnceLock<PathBuf> = OnceLock::new();
-    FILE.get_or_init(|| {
+/// An H.264 (or H.265) + AAC MP4 (640x360, 25 fps, 2 s GOP, no B-frames)
+/// for the GStreamer camera, made once per test binary.
+pub fn camera_file(video: &str) -> PathBuf {
+    static H264: OnceLock<PathBuf> = OnceLock::new();
+    static H265: OnceLock<PathBuf> = OnceLock::new();
+    let cell = if video == "h265" { &H265 } else { &H264 };
+    cell.get_or_init(|| {
         require("ffmpeg");
         let dir = std::env::temp_dir().join(format!("camgate-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("camera.mp4");
-        let st = Command::new("ffmpeg")
-            .args(["-nostdin", "-v", "error", "-y"])
+        let path = dir.join(format!("camera-{video}.mp4"));
+        let mut cmd = Command::new("ffmpeg");
+        cmd.args(["-nostdin", "-v", "error", "-y"])
             .args(["-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25"])
-            .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
-            .args([
+            .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"]);
+        if video == "h265" {
+            cmd.args([
+                "-t",
+                "40",
+                "-c:v",
+                "libx265",
+                "-preset",
+                "ultrafast",
+                "-tag:v",
+                "hvc1",
+            ])
+            .args(["-x265-params", "log-level=error:keyint=50:bframes=0"]);
+        } else {
+            cmd.args([
                 "-t",
                 "90",
                 "-c:v",
@@ -206,7 +221,9 @@ pub fn camera_file() -> PathBuf {
                 "50",
                 "-bf",
                 "0",
-            ])
+            ]);
+        }
+        let st = cmd
             .args([
                 "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "64k", "-ac", "1",
             ])
@@ -230,7 +247,13 @@ pub const CAM_USER: &str = "admin";
 pub const CAM_PASS: &str = "cam-secret";
 
 impl GstCamera {
+    /// An H.264 + AAC camera.
     pub fn start(port: u16) -> GstCamera {
+        GstCamera::start_with(port, "h264", "aac")
+    }
+
+    /// `video`: h264 | h265; `audio`: aac | pcmu | pcma | opus | none.
+    pub fn start_with(port: u16, video: &str, audio: &str) -> GstCamera {
         assert!(
             Path::new("/usr/bin/python3").exists(),
             "/usr/bin/python3 missing: run the README's test command"
@@ -241,8 +264,9 @@ impl GstCamera {
             .arg(script)
             .args(["--port", &port.to_string(), "--path", &path])
             .args(["--user", CAM_USER, "--password", CAM_PASS])
+            .args(["--video", video, "--audio", audio])
             .arg("--file")
-            .arg(camera_file())
+            .arg(camera_file(video))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -372,4 +396,88 @@ pub async fn retina_frames(
         }
     }
     seen
+}
+
+/// Reads the SDP camgate serves for `path`, with Basic credentials.
+pub async fn describe_sdp(app: &TestApp, path: &str) -> String {
+    use base64::Engine;
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{NVR_USER}:{NVR_PASS}"));
+    let req = format!(
+        "DESCRIBE {} RTSP/1.0\r\nCSeq: 1\r\nAuthorization: Basic {auth}\r\nAccept: application/sdp\r\n\r\n",
+        app.bare_url(path)
+    );
+    let mut s = TcpStream::connect(app.rtsp).await.unwrap();
+    s.write_all(req.as_bytes()).await.unwrap();
+    let head = read_response(&mut s).await.unwrap();
+    assert!(head.starts_with("RTSP/1.0 200"), "{head}");
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Length: "))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let mut body = vec![0; len];
+    s.read_exact(&mut body).await.unwrap();
+    String::from_utf8(body).unwrap()
+}
+
+/// A raw RTSP/TCP recorder: SETUP every track (interleaved 2i/2i+1) and PLAY.
+/// Returns the socket positioned at the first media byte.
+pub async fn raw_play(
+    app: &TestApp,
+    path: &str,
+    tracks: usize,
+    recv_buffer: Option<u32>,
+) -> TcpStream {
+    use base64::Engine;
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{NVR_USER}:{NVR_PASS}"));
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    if let Some(b) = recv_buffer {
+        sock.set_recv_buffer_size(b).unwrap();
+    }
+    let mut s = sock.connect(app.rtsp).await.unwrap();
+    let base = app.bare_url(path);
+    let mut session = String::new();
+    for t in 0..tracks {
+        let sess = if session.is_empty() {
+            String::new()
+        } else {
+            format!("Session: {session}\r\n")
+        };
+        let req = format!(
+            "SETUP {base}/trackID={t} RTSP/1.0\r\nCSeq: {}\r\nAuthorization: Basic {auth}\r\n{sess}Transport: RTP/AVP/TCP;unicast;interleaved={}-{}\r\n\r\n",
+            t + 1,
+            2 * t,
+            2 * t + 1
+        );
+        s.write_all(req.as_bytes()).await.unwrap();
+        let head = read_response(&mut s).await.unwrap();
+        assert!(head.starts_with("RTSP/1.0 200"), "{head}");
+        session = head
+            .lines()
+            .find_map(|l| l.strip_prefix("Session: "))
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_string();
+    }
+    let req = format!(
+        "PLAY {base} RTSP/1.0\r\nCSeq: 9\r\nAuthorization: Basic {auth}\r\nSession: {session}\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let head = read_response(&mut s).await.unwrap();
+    assert!(head.starts_with("RTSP/1.0 200"), "{head}");
+    s
+}
+
+/// Reads one interleaved frame: (channel, packet).
+pub async fn read_interleaved(s: &mut TcpStream) -> Option<(u8, Vec<u8>)> {
+    let mut hdr = [0u8; 4];
+    s.read_exact(&mut hdr).await.ok()?;
+    assert_eq!(hdr[0], b'$', "interleaved framing");
+    let mut p = vec![0; usize::from(u16::from_be_bytes([hdr[2], hdr[3]]))];
+    s.read_exact(&mut p).await.ok()?;
+    Some((hdr[1], p))
 }

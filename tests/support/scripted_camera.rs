@@ -26,7 +26,28 @@ pub struct ScriptedCamera {
     pub addr: SocketAddr,
     /// Connections accepted so far (to show camgate pulls once).
     pub connections: Arc<AtomicUsize>,
+    /// Connections open now.
+    pub active: Arc<AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
+}
+
+/// How the scripted camera behaves.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// Announce `sprop-parameter-sets` in the SDP (else only in-band).
+    pub sprop: bool,
+    /// Also announce tracks camgate does not relay (G.726 audio, ONVIF
+    /// metadata); they get no data.
+    pub extra_tracks: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            sprop: true,
+            extra_tracks: false,
+        }
+    }
 }
 
 impl Drop for ScriptedCamera {
@@ -37,22 +58,33 @@ impl Drop for ScriptedCamera {
 
 impl ScriptedCamera {
     pub async fn start() -> ScriptedCamera {
+        Self::start_with(Options::default()).await
+    }
+
+    pub async fn start_with(opts: Options) -> ScriptedCamera {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let connections = Arc::new(AtomicUsize::new(0));
-        let c = connections.clone();
+        let active = Arc::new(AtomicUsize::new(0));
+        let (c, a) = (connections.clone(), active.clone());
         let task = tokio::spawn(async move {
             loop {
                 let Ok((s, _)) = listener.accept().await else {
                     return;
                 };
                 c.fetch_add(1, Ordering::SeqCst);
-                tokio::spawn(serve(s, addr));
+                a.fetch_add(1, Ordering::SeqCst);
+                let a = a.clone();
+                tokio::spawn(async move {
+                    serve(s, addr, opts).await;
+                    a.fetch_sub(1, Ordering::SeqCst);
+                });
             }
         });
         ScriptedCamera {
             addr,
             connections,
+            active,
             task,
         }
     }
@@ -79,20 +111,35 @@ fn clip() -> (Vec<u8>, Vec<u8>, Vec<(Vec<Vec<u8>>, bool)>) {
     (sps.to_vec(), pps.to_vec(), frames)
 }
 
-async fn serve(s: TcpStream, addr: SocketAddr) {
+async fn serve(s: TcpStream, addr: SocketAddr, opts: Options) {
     let (mut rd, mut wr) = s.into_split();
     let (tx, mut rx) = mpsc::channel::<Vec<u8>>(16);
     let (sps, pps, frames) = clip();
     let b64 = base64::engine::general_purpose::STANDARD;
+    let sprop = if opts.sprop {
+        format!(
+            "; sprop-parameter-sets={},{}",
+            b64.encode(&sps),
+            b64.encode(&pps)
+        )
+    } else {
+        String::new()
+    };
+    let extra = if opts.extra_tracks {
+        format!(
+            "m=audio 0 RTP/AVP 98\r\na=rtpmap:98 G726-32/8000\r\na=control:rtsp://{addr}/Streaming/Channels/101/trackID=2\r\n\
+             m=application 0 RTP/AVP 107\r\na=rtpmap:107 vnd.onvif.metadata/90000\r\na=control:rtsp://{addr}/Streaming/Channels/101/trackID=3\r\n"
+        )
+    } else {
+        String::new()
+    };
     let sdp = format!(
         "v=0\r\no=- 1109162014219182 1109162014219192 IN IP4 10.20.0.11\r\ns=Media Presentation\r\ne=NONE\r\nb=AS:5100\r\nt=0 0\r\n\
          a=control:rtsp://{addr}/Streaming/Channels/101/\r\nm=video 0 RTP/AVP 96\r\nc=IN IP4 0.0.0.0\r\nb=AS:5000\r\na=recvonly\r\n\
          a=x-dimensions:1280,720\r\na=control:rtsp://{addr}/Streaming/Channels/101/trackID=1\r\na=rtpmap:96 H264/90000\r\n\
-         a=fmtp:96 profile-level-id=420029; packetization-mode=1; sprop-parameter-sets={},{}\r\n\
+         a=fmtp:96 profile-level-id=420029; packetization-mode=1{sprop}\r\n\
          a=Media_header:MEDIAINFO=494D4B48010300000400000100000000000000000000000000000000000000000000000000000000;\r\n\
-         a=appversion:1.0\r\n",
-        b64.encode(&sps),
-        b64.encode(&pps)
+         a=appversion:1.0\r\n{extra}"
     );
     // Requests: answered by the writer loop, in order.
     let reader = tokio::spawn(async move {
@@ -137,9 +184,22 @@ async fn serve(s: TcpStream, addr: SocketAddr) {
                         "RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\nContent-Type: application/sdp\r\nContent-Base: rtsp://{addr}/Streaming/Channels/101/\r\nContent-Length: {}\r\n\r\n{sdp}",
                         sdp.len()
                     ),
-                    "SETUP" => format!(
-                        "RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\nSession:       7F3A0B12;timeout=60\r\nTransport: RTP/AVP/TCP;unicast;interleaved=0-1;ssrc={CAMERA_SSRC:08X};mode=\"play\"\r\n\r\n"
-                    ),
+                    "SETUP" => {
+                        // Echo the client's interleaved channels.
+                        let ch = head
+                            .split("interleaved=")
+                            .nth(1)
+                            .map(|r| {
+                                r.split([';', '\r', ','])
+                                    .next()
+                                    .unwrap_or("0-1")
+                                    .to_string()
+                            })
+                            .unwrap_or_else(|| "0-1".into());
+                        format!(
+                            "RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\nSession:       7F3A0B12;timeout=60\r\nTransport: RTP/AVP/TCP;unicast;interleaved={ch};ssrc={CAMERA_SSRC:08X};mode=\"play\"\r\n\r\n"
+                        )
+                    }
                     "PLAY" => format!(
                         "RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\nSession: 7F3A0B12\r\nRTP-Info: url=rtsp://{addr}/Streaming/Channels/101/trackID=1;seq={CAMERA_SEQ0};rtptime=0\r\n\r\n"
                     ),

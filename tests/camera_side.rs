@@ -1,0 +1,180 @@
+//! Camera-side behaviour seen from a recorder: cameras without parameter
+//! sets in their SDP, tracks camgate does not relay, on-demand pulling, slow
+//! recorders, and RTCP sender reports.
+
+mod support;
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, SystemTime};
+
+use support::scripted_camera::{Options, ScriptedCamera};
+use support::*;
+use tokio::io::AsyncReadExt;
+
+fn camera_device(port: u16, extra: &str) -> String {
+    format!(
+        "[[device]]\nid = \"cam\"\nhost = \"127.0.0.1\"\nrtsp_port = {port}\n{extra}\n[device.streams]\nmain = \"/Streaming/Channels/101\"\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parameter_sets_only_in_band_and_unrelayed_tracks() {
+    let cam = ScriptedCamera::start_with(Options {
+        sprop: false,
+        extra_tracks: true,
+    })
+    .await;
+    let config = format!(
+        "{}\n{}",
+        base_config(""),
+        camera_device(cam.addr.port(), "audio = \"pass\"")
+    );
+    let app = spawn_app(&config, &[]).await;
+    // DESCRIBE waits for the first in-band SPS/PPS, then announces them.
+    let sdp = describe_sdp(&app, "cam/main").await;
+    assert!(sdp.contains("sprop-parameter-sets="), "{sdp}");
+    assert_eq!(
+        sdp.matches("m=").count(),
+        1,
+        "G.726 and ONVIF metadata left out:\n{sdp}"
+    );
+    assert_eq!(ffprobe_streams(&app.url("cam/main")).await, ["video=h264"]);
+    let (ok, stderr) = ffmpeg_decode(&app.url("cam/main"), "tcp", 2).await;
+    assert!(ok && stderr.trim().is_empty(), "{stderr}");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_demand_connects_at_the_first_recorder_and_leaves_after_the_last() {
+    let cam = ScriptedCamera::start().await;
+    let config = format!(
+        "{}\n{}",
+        base_config("").replace("[camera]\n", "[camera]\non_demand_close_secs = 1\n"),
+        camera_device(cam.addr.port(), "pull = \"on-demand\"")
+    );
+    let app = spawn_app(&config, &[]).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        cam.connections.load(Ordering::SeqCst),
+        0,
+        "not pulled before a recorder comes"
+    );
+
+    let s = retina_play(&app.bare_url("cam/main"), NVR_USER, NVR_PASS, false)
+        .await
+        .unwrap();
+    let seen = retina_frames(s, Duration::from_secs(10), 25).await;
+    assert_eq!(seen.video_frames, 25);
+    assert_eq!(cam.active.load(Ordering::SeqCst), 1);
+    // The recorder left (its session was dropped): the camera goes after 1 s.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while cam.active.load(Ordering::SeqCst) > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "camera still connected"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // And comes back for the next one.
+    let s = retina_play(&app.bare_url("cam/main"), NVR_USER, NVR_PASS, false)
+        .await
+        .unwrap();
+    assert_eq!(
+        retina_frames(s, Duration::from_secs(10), 10)
+            .await
+            .video_frames,
+        10
+    );
+    assert_eq!(cam.connections.load(Ordering::SeqCst), 2);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_recorder_is_disconnected_and_others_play_on() {
+    let config = format!(
+        "{}\n[[device]]\nid = \"demo\"\nsimulated = true\n",
+        base_config("recorder_max_lag_secs = 2\nrecorder_queue_bytes = 1048576")
+    );
+    let app = spawn_app(&config, &[]).await;
+    let url = app.bare_url("demo/main");
+    let good = tokio::spawn(async move {
+        let s = retina_play(&url, NVR_USER, NVR_PASS, false).await.unwrap();
+        retina_frames(s, Duration::from_secs(60), 500).await
+    });
+    // A recorder that plays and then never reads.
+    let mut stalled = raw_play(&app, "demo/main", 1, Some(4096)).await;
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    // camgate gave up on it: draining its socket ends in EOF.
+    let mut sink = vec![0u8; 1 << 16];
+    let drained = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            match stalled.read(&mut sink).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(
+        drained.is_ok(),
+        "the stalled recorder's connection was not closed"
+    );
+    let seen = good.await.unwrap();
+    assert_eq!(
+        seen.video_frames, 500,
+        "the other recorder was not slowed: {seen:?}"
+    );
+    assert_eq!(seen.loss, 0);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sender_reports_map_wall_clock_to_rtp_time() {
+    let config = format!(
+        "{}\n[[device]]\nid = \"demo\"\nsimulated = true\n",
+        base_config("")
+    );
+    let app = spawn_app(&config, &[]).await;
+    let mut s = raw_play(&app, "demo/main", 1, None).await;
+    let mut last_rtp: Option<(u32, SystemTime)> = None;
+    let mut reports = 0;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(12);
+    while reports < 2 {
+        let (ch, p) = tokio::time::timeout_at(deadline, read_interleaved(&mut s))
+            .await
+            .expect("two sender reports within 12 s")
+            .unwrap();
+        let now = SystemTime::now();
+        if ch == 0 {
+            let ts = u32::from_be_bytes(p[4..8].try_into().unwrap());
+            // Key frames arrive in bursts from the GOP cache; use live frames.
+            last_rtp = Some((ts, now));
+            continue;
+        }
+        assert_eq!(ch, 1);
+        assert_eq!(p[1], 200, "a sender report");
+        let ntp_secs = u32::from_be_bytes(p[8..12].try_into().unwrap()) as u64;
+        let ntp_frac = u32::from_be_bytes(p[12..16].try_into().unwrap()) as u64;
+        let unix = (ntp_secs - 2_208_988_800) as f64 + ntp_frac as f64 / 4_294_967_296.0;
+        let now_unix = now
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        assert!(
+            (unix - now_unix).abs() < 1.0,
+            "SR wall clock {unix} vs now {now_unix}"
+        );
+        let sr_rtp = u32::from_be_bytes(p[16..20].try_into().unwrap());
+        let (ts, at) = last_rtp.expect("media before the report");
+        let since = SystemTime::UNIX_EPOCH + Duration::from_secs_f64(unix);
+        let elapsed = since
+            .duration_since(at)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or_else(|e| -e.duration().as_secs_f64());
+        let expected = ts.wrapping_add((elapsed * 90_000.0) as i64 as u32);
+        let diff = sr_rtp.wrapping_sub(expected) as i32;
+        assert!(diff.abs() < 90_000 / 5, "SR RTP time off by {diff} ticks");
+        reports += 1;
+    }
+    app.stop().await;
+}
