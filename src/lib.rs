@@ -1,4 +1,26 @@
 //! camgate: a quarantine gateway for legacy IP cameras.
+//!
+//! It pulls each camera's RTSP stream once and re-serves it to any number of
+//! recorders, terminating the stream: frames are depacketized, then
+//! packetized afresh with camgate's own SSRCs, sequence numbers, timestamps
+//! and SDP.
+//!
+//! Module map:
+//! - [`config`]: the TOML file and environment overrides, validated into a typed [`config::Config`].
+//! - [`devices`]: the registry of devices and the hub of each stream.
+//! - [`source`]: camera side: retry loop, retina sessions, the simulated camera.
+//! - [`media`]: stream descriptions, the publisher (camgate's RTP timeline), the fan-out hub.
+//! - [`rtp`]: packetizers and RTCP sender reports, without I/O.
+//! - [`rtsp`]: the recorder-facing RTSP server.
+//! - [`app`]: the composition root; [`cli`], [`telemetry`], [`summary`]: the binary's pieces.
+//! - [`ratelimit`]: rate limits for log lines that could repeat.
+//!
+//! Non-goals: recording, transcoding, RTSP 2.0, multicast, and any path by
+//! which a camera's packets, SDP or credentials reach a recorder.
+
+#![deny(unsafe_code)]
+#![warn(rust_2018_idioms, clippy::unwrap_used)]
+
 pub mod app;
 pub mod cli;
 pub mod config;

@@ -98,7 +98,7 @@ async fn gstreamer_camera_with_digest_and_hikvision_path() {
 }
 
 /// H.265, both G.711 laws, and a codec camgate does not relay (Opus: left
-/// out with a warning, the rest still works).
+/// out with a warning, the rest still works; that camera uses Basic auth).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn codecs_relayed_and_left_out() {
     for (video, audio, expect) in [

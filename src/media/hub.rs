@@ -214,6 +214,14 @@ impl Hub {
         });
     }
 
+    /// Forgets the GOP cache: its frames belong to a source session that
+    /// ended, and a new recorder must not start minutes in the past.
+    pub fn clear_cache(&self) {
+        let mut st = self.lock();
+        st.gop_anchor = None;
+        st.gop_bytes = 0;
+    }
+
     /// Starts a subscriber at the latest key frame (or, with no GOP cached,
     /// at the live tail, waiting for the next key frame).
     pub fn subscribe(&self) -> Subscriber {

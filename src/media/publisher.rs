@@ -26,7 +26,7 @@ pub enum Skip {
 }
 
 /// What happened to a published frame (for counters).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Published {
     pub kind: FrameKind,
     pub bytes: usize,
@@ -222,6 +222,7 @@ impl Publisher {
 
     /// The source session ended; the next frames will start a new one.
     pub fn end_session(&mut self) {
+        self.hub.clear_cache();
         self.awaiting_key = true;
         for t in &mut self.tracks {
             t.anchor = None;
@@ -247,5 +248,153 @@ pub fn payload_type(t: &Track, i: usize) -> u8 {
             channels: 1,
         }) => rtp::g711::PT_PCMA,
         _ => 96 + (i as u8).min(31),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::hub::{HubLimits, Subscriber, SubscriberEnd};
+    use crate::media::{SourceFrame, StreamInfo, Track, VideoCodec};
+    use crate::rtp::framed_packets;
+    use bytes::Bytes;
+    use std::time::Duration;
+
+    fn hub() -> Hub {
+        Hub::new(HubLimits {
+            queue_bytes: 1 << 20,
+            max_lag: Duration::from_secs(100),
+            gop_cache_max_bytes: 1 << 20,
+        })
+    }
+
+    fn info(codec: &str) -> StreamInfo {
+        let v = match codec {
+            "h264" => VideoCodec::H264 {
+                sps: Bytes::from_static(&[0x67, 0x42, 0, 0x1e]),
+                pps: Bytes::from_static(&[0x68, 0xce]),
+            },
+            _ => VideoCodec::H265 {
+                vps: Bytes::from_static(&[0x40, 1]),
+                sps: Bytes::from_static(&[0x42, 1]),
+                pps: Bytes::from_static(&[0x44, 1]),
+            },
+        };
+        StreamInfo {
+            tracks: vec![Track::Video(v)],
+        }
+    }
+
+    fn frame(pts: i64, key: bool) -> SourceFrame {
+        let nal: &[u8] = if key {
+            &[0x65, 0x88, 0x80]
+        } else {
+            &[0x41, 0x9a]
+        };
+        let mut d = (nal.len() as u32).to_be_bytes().to_vec();
+        d.extend_from_slice(nal);
+        SourceFrame {
+            track: 0,
+            pts,
+            key,
+            data: Bytes::from(d),
+        }
+    }
+
+    /// (ssrc, seq, ts) of every RTP packet the subscriber has.
+    async fn packets(s: &mut Subscriber) -> Vec<(u32, u16, u32)> {
+        let mut out = Vec::new();
+        let mut v = Vec::new();
+        s.next_batch(&mut v, usize::MAX).await.unwrap();
+        for n in &v {
+            for p in framed_packets(&n.frame().unwrap().data) {
+                let b = p.packet;
+                out.push((
+                    u32::from_be_bytes(b[8..12].try_into().unwrap()),
+                    u16::from_be_bytes([b[2], b[3]]),
+                    u32::from_be_bytes(b[4..8].try_into().unwrap()),
+                ));
+            }
+        }
+        out
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn waits_for_key_then_continues_across_sessions() {
+        let h = hub();
+        let mut p = Publisher::new(h.clone(), 1400, "t".into());
+        p.begin_session(info("h264"));
+        assert_eq!(p.push(&frame(0, false)), Err(Skip::AwaitingKey));
+        p.push(&frame(1000, true)).unwrap();
+        p.push(&frame(4600, false)).unwrap();
+        let mut s = h.subscribe();
+        let first = packets(&mut s).await;
+        // Key frame: SPS, PPS, IDR; then the delta frame.
+        assert_eq!(first.len(), 4);
+        let (ssrc, seq0, ts0) = first[0];
+        assert_eq!(first[3].2.wrapping_sub(ts0), 3600);
+
+        // The camera reconnects 2 s later; its clock restarts at 0.
+        p.end_session();
+        tokio::time::advance(Duration::from_secs(2)).await;
+        p.begin_session(info("h264"));
+        assert_eq!(p.push(&frame(0, false)), Err(Skip::AwaitingKey));
+        p.push(&frame(90, true)).unwrap();
+        let after = packets(&mut s).await;
+        assert_eq!(after[0].0, ssrc, "same SSRC");
+        assert_eq!(after[0].1, seq0.wrapping_add(4), "sequence continues");
+        let gap = after[0].2.wrapping_sub(first[3].2);
+        assert!(
+            (179_000..=181_000).contains(&gap),
+            "timestamps jump by the 2 s away: {gap}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn incompatible_session_ends_recorders() {
+        let h = hub();
+        let mut p = Publisher::new(h.clone(), 1400, "t".into());
+        p.begin_session(info("h264"));
+        p.push(&frame(0, true)).unwrap();
+        let mut s = h.subscribe();
+        packets(&mut s).await;
+        p.end_session();
+        p.begin_session(info("h265"));
+        let mut v = Vec::new();
+        assert_eq!(
+            s.next_batch(&mut v, usize::MAX).await,
+            Err(SubscriberEnd::StreamEnded)
+        );
+        assert!(matches!(
+            &h.info().unwrap().tracks[0],
+            Track::Video(VideoCodec::H265 { .. })
+        ));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn malformed_frames_are_skipped() {
+        let h = hub();
+        let mut p = Publisher::new(h.clone(), 1400, "t".into());
+        p.begin_session(info("h264"));
+        let bad = SourceFrame {
+            track: 0,
+            pts: 0,
+            key: true,
+            data: Bytes::from_static(&[0, 0, 0, 9, 1]),
+        };
+        assert_eq!(p.push(&bad), Err(Skip::Malformed));
+        let only_sps = SourceFrame {
+            track: 0,
+            pts: 0,
+            key: false,
+            data: Bytes::from_static(&[0, 0, 0, 1, 0x67]),
+        };
+        p.push(&frame(0, true)).unwrap();
+        assert_eq!(p.push(&only_sps), Err(Skip::Malformed));
+        let wrong_track = SourceFrame {
+            track: 5,
+            ..frame(0, true)
+        };
+        assert_eq!(p.push(&wrong_track), Err(Skip::UnknownTrack));
     }
 }

@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
 use crate::media::hub::{FrameKind, Node, Subscriber, SubscriberEnd};
-use crate::rtp::{INTERLEAVED_HEADER_LEN, framed_packets};
+use crate::rtp::framed_packets;
 
 /// Linux's limit on iovecs per `writev`.
 const IOV_MAX: usize = 1024;
@@ -208,7 +208,6 @@ pub async fn write_batch<W: tokio::io::AsyncWrite + Unpin>(
         }
         IoSlice::advance_slices(&mut rest, n);
     }
-    debug_assert!(INTERLEAVED_HEADER_LEN == 4);
     Ok(total)
 }
 

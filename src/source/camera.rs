@@ -138,13 +138,13 @@ pub async fn run_session(
                 let Some(Some(ti)) = index_of.get(sid).copied() else {
                     continue;
                 };
-                if f.has_new_parameters() || tracks[ti].is_none() {
-                    if let Some(codec) = demuxed.streams()[sid].parameters().and_then(video_codec) {
-                        if begun {
-                            src.publisher.update_video(ti, codec.clone());
-                        }
-                        tracks[ti] = Some(Track::Video(codec));
+                if (f.has_new_parameters() || tracks[ti].is_none())
+                    && let Some(codec) = demuxed.streams()[sid].parameters().and_then(video_codec)
+                {
+                    if begun {
+                        src.publisher.update_video(ti, codec.clone());
                     }
+                    tracks[ti] = Some(Track::Video(codec));
                 }
                 let key = f.is_random_access_point();
                 let pts = f.timestamp().timestamp();

@@ -228,7 +228,7 @@ mod tests {
         assert_eq!(&config[..], &[0x12, 0x88]); // AAC-LC, 32 kHz, mono
         for (f, _) in &clip.frames {
             let nals = crate::rtp::length_prefixed_nals(f).unwrap();
-            assert!(nals.iter().all(|n| !matches!(h264::nal_type(n), 7 | 8 | 9)));
+            assert!(nals.iter().all(|n| !matches!(h264::nal_type(n), 7..=9)));
         }
     }
 

@@ -2,8 +2,8 @@
 """A third-party RTSP camera for camgate's integration tests.
 
 GStreamer's RTSP server (Debian: python3-gi, gir1.2-gst-rtsp-server-1.0)
-serves an H.264 (+ AAC) MP4 file at a Hikvision-style path with Digest
-authentication, as a real camera would. Run with /usr/bin/python3 (Debian's
+serves an H.264 or H.265 MP4 file (audio as AAC, G.711, Opus or none) at a
+Hikvision-style path with Digest (or Basic) authentication, as a camera would. Run with /usr/bin/python3 (Debian's
 python3-gi only works there). Prints "READY <port>" once serving.
 """
 import argparse
@@ -25,6 +25,7 @@ def main():
     p.add_argument("--path", default="/Streaming/Channels/101")
     p.add_argument("--user", default="admin")
     p.add_argument("--password", default="cam-secret")
+    p.add_argument("--auth", choices=["digest", "basic"], default="digest")
     p.add_argument("--video", choices=["h264", "h265"], default="h264")
     p.add_argument("--audio", choices=["aac", "pcmu", "pcma", "opus", "none"], default="aac")
     a = p.parse_args()
@@ -59,10 +60,14 @@ def main():
     server.get_mount_points().add_factory(a.path, factory)
 
     auth = GstRtspServer.RTSPAuth()
-    auth.set_supported_methods(GstRtsp.RTSPAuthMethod.DIGEST)
     token = GstRtspServer.RTSPToken()
     token.set_string("media.factory.role", "camera")
-    auth.add_digest(a.user, a.password, token)
+    if a.auth == "basic":
+        auth.set_supported_methods(GstRtsp.RTSPAuthMethod.BASIC)
+        auth.add_basic(GstRtspServer.RTSPAuth.make_basic(a.user, a.password), token)
+    else:
+        auth.set_supported_methods(GstRtsp.RTSPAuthMethod.DIGEST)
+        auth.add_digest(a.user, a.password, token)
     server.set_auth(auth)
 
     if server.attach(None) == 0:

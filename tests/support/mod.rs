@@ -252,8 +252,10 @@ impl GstCamera {
         GstCamera::start_with(port, "h264", "aac")
     }
 
-    /// `video`: h264 | h265; `audio`: aac | pcmu | pcma | opus | none.
+    /// `video`: h264 | h265; `audio`: aac | pcmu | pcma | opus | none
+    /// (Opus comes with Basic authentication, the others with Digest).
     pub fn start_with(port: u16, video: &str, audio: &str) -> GstCamera {
+        let auth = if audio == "opus" { "basic" } else { "digest" };
         assert!(
             Path::new("/usr/bin/python3").exists(),
             "/usr/bin/python3 missing: run the README's test command"
@@ -264,7 +266,7 @@ impl GstCamera {
             .arg(script)
             .args(["--port", &port.to_string(), "--path", &path])
             .args(["--user", CAM_USER, "--password", CAM_PASS])
-            .args(["--video", video, "--audio", audio])
+            .args(["--video", video, "--audio", audio, "--auth", auth])
             .arg("--file")
             .arg(camera_file(video))
             .stdout(Stdio::piped())

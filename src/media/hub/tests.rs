@@ -212,3 +212,17 @@ async fn demand_and_info() {
     });
     assert!(hub.wait_info(Duration::from_secs(1)).await.is_some());
 }
+
+#[tokio::test(start_paused = true)]
+async fn cleared_cache_makes_new_subscribers_wait_for_fresh_key() {
+    let hub = Hub::new(limits());
+    hub.publish(frame(FrameKind::Key, 10));
+    hub.clear_cache();
+    tokio::time::advance(Duration::from_secs(60)).await;
+    let mut s = hub.subscribe();
+    hub.publish(frame(FrameKind::Delta, 10));
+    hub.publish(frame(FrameKind::Key, 10));
+    let mut out = Vec::new();
+    s.next_batch(&mut out, usize::MAX).await.unwrap();
+    assert_eq!(kinds(&out), [FrameKind::Key]);
+}
