@@ -385,6 +385,7 @@ async fn scenario(relay: &Proc, addr: SocketAddr, n: usize, o: &Opts) -> Row {
 
 fn main() {
     let o = opts();
+    let _ = camgate::sys::raise_nofile_limit();
     assert!(Path::new(BIN).exists(), "camgate binary missing: {BIN}");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)

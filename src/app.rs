@@ -84,7 +84,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             tracker.spawn(source.run().instrument(span));
         }
         let kind = match device.config.source {
-            DeviceSource::Simulated => "simulated",
+            DeviceSource::Simulated { .. } => "simulated",
             DeviceSource::Camera(_) => "camera",
         };
         info!(device = %device.config.id, kind, streams = device.streams.len(), "device configured");

@@ -171,8 +171,10 @@ impl CameraConfig {
 /// Where a device's video comes from.
 #[derive(Debug, Clone)]
 pub enum DeviceSource {
-    /// The built-in camera looping the bundled clip.
-    Simulated,
+    /// The built-in camera looping the bundled clip, or `clip` if given.
+    Simulated {
+        clip: Option<Arc<crate::source::clip::Clip>>,
+    },
     Camera(CameraConfig),
 }
 

@@ -13,7 +13,7 @@
 //! - [`rtp`]: packetizers and RTCP sender reports, without I/O.
 //! - [`rtsp`]: the recorder-facing RTSP server.
 //! - [`app`]: the composition root; [`cli`], [`telemetry`], [`summary`]: the binary's pieces.
-//! - [`ratelimit`]: rate limits for log lines that could repeat.
+//! - [`ratelimit`]: rate limits for log lines that could repeat; [`sys`]: process limits.
 //!
 //! Non-goals: recording, transcoding, RTSP 2.0, multicast, and any path by
 //! which a camera's packets, SDP or credentials reach a recorder.
@@ -31,4 +31,5 @@ pub mod rtp;
 pub mod rtsp;
 pub mod source;
 pub mod summary;
+pub mod sys;
 pub mod telemetry;

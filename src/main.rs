@@ -64,6 +64,11 @@ fn run(path: &std::path::Path) -> ExitCode {
     for w in &loaded.warnings {
         warn!(warning = %w, "configuration");
     }
+    match camgate::sys::raise_nofile_limit() {
+        Ok((old, new)) if new > old => info!(old, new, "raised the open-file limit"),
+        Ok(_) => {}
+        Err(e) => warn!(error = %e, "cannot raise the open-file limit"),
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

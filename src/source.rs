@@ -149,8 +149,9 @@ impl StreamSource {
         let idle = Duration::from_secs(self.camera.on_demand_close_secs);
         let idle_fut = wait_idle(demand, on_demand, idle);
         match &self.device.source {
-            DeviceSource::Simulated => {
-                simulated::run_session(&mut self.publisher, self.device.audio, idle_fut).await
+            DeviceSource::Simulated { clip } => {
+                let clip = clip.clone();
+                simulated::run_session(&mut self.publisher, clip, self.device.audio, idle_fut).await
             }
             DeviceSource::Camera(cam) => {
                 let cam = cam.clone();

@@ -50,7 +50,10 @@ pub fn render(c: &Config) -> String {
     let _ = writeln!(s, "devices ({}):", c.devices.len());
     for d in &c.devices {
         let source = match &d.source {
-            DeviceSource::Simulated => "simulated".to_string(),
+            DeviceSource::Simulated { clip: None } => "simulated".to_string(),
+            DeviceSource::Simulated { clip: Some(c) } => {
+                format!("simulated ({} frames at {} fps)", c.frames.len(), c.fps)
+            }
             DeviceSource::Camera(cam) => {
                 format!("{} at {}:{}", d.vendor.as_str(), cam.host, cam.rtsp_port)
             }

@@ -185,6 +185,11 @@ pub struct DeviceEntry {
     pub removal_deadline: Option<String>,
     /// Serve the built-in test clip instead of pulling a camera.
     pub simulated: bool,
+    /// For a simulated device: an H.264 Annex B file to loop instead of the
+    /// bundled clip (video only); relative to the config file's folder.
+    pub clip: Option<String>,
+    /// Frame rate of `clip`. Default `25`.
+    pub clip_fps: Option<u32>,
     /// Stream name -> camera path (`main = "/Streaming/Channels/101"`).
     pub streams: BTreeMap<String, String>,
     /// RTP transport toward the camera: `tcp | udp`. Default `tcp`.

@@ -38,7 +38,7 @@ fn shipped_demo_loads_as_the_contract_says() {
     assert_eq!(c.devices.len(), 1);
     let d = &c.devices[0];
     assert_eq!(d.id.as_str(), "demo");
-    assert!(matches!(d.source, DeviceSource::Simulated));
+    assert!(matches!(d.source, DeviceSource::Simulated { clip: None }));
     assert_eq!(d.audio, AudioPolicy::Pass);
     assert_eq!(d.streams.len(), 1);
     assert_eq!(&*d.streams[0].name, "main");
@@ -87,6 +87,8 @@ fn shipped_demo_documents_every_key() {
         "audio",
         "removal_deadline",
         "simulated",
+        "clip",
+        "clip_fps",
         "streams",
         "rtsp_transport",
         "quirks",

@@ -352,8 +352,33 @@ impl Checker<'_> {
                     self.warn(format!("{path}.{key}"), "ignored for a simulated device");
                 }
             }
-            DeviceSource::Simulated
+            let clip = match &e.clip {
+                None => None,
+                Some(file) => {
+                    let fps = e.clip_fps.unwrap_or(25);
+                    if !(1..=120).contains(&fps) {
+                        self.problem(format!("{path}.clip_fps"), "must be between 1 and 120");
+                        return None;
+                    }
+                    match crate::source::clip::Clip::load(&self.base_dir.join(file), fps) {
+                        Ok(c) => Some(Arc::new(c)),
+                        Err(msg) => {
+                            self.problem(format!("{path}.clip"), msg);
+                            return None;
+                        }
+                    }
+                }
+            };
+            DeviceSource::Simulated { clip }
         } else {
+            for (key, set) in [
+                ("clip", e.clip.is_some()),
+                ("clip_fps", e.clip_fps.is_some()),
+            ] {
+                if set {
+                    self.warn(format!("{path}.{key}"), "only used by simulated devices");
+                }
+            }
             let host = match &e.host {
                 None => {
                     self.problem(

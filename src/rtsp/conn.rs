@@ -19,7 +19,7 @@ use super::auth::Outcome;
 use super::request::{self, Parsed, Request};
 use super::response::{Response, Status};
 use super::server::Server;
-use super::session::{Session, TrackTransport};
+use super::session::{Playing, Session, TrackTransport};
 use super::transport::{self, Requested};
 use super::writer::{self, ChannelMap, TcpPlay, WriterMsg};
 use super::{sdp, udp};
@@ -498,7 +498,13 @@ impl Conn {
         let subscriber = s.hub.subscribe();
         let rtp_info = rtp_info(&s, &tracks, subscriber.peek());
         let stop = CancellationToken::new();
-        s.with_state(|st| st.playing = Some(stop.clone()));
+        s.with_state(|st| {
+            st.playing = Some(if is_tcp {
+                Playing::Tcp(self.tx.clone())
+            } else {
+                Playing::Udp(stop.clone())
+            })
+        });
         info!(recorder = %rec.name, device = %s.device, stream = %s.stream, session = %s.id,
             transport = if is_tcp { "tcp" } else { "udp" }, "PLAY");
         let resp = if rtp_info.is_empty() {
@@ -507,20 +513,19 @@ impl Conn {
             base.header("RTP-Info", rtp_info)
         };
         if is_tcp {
-            let channels = ChannelMap {
-                tracks: tracks
+            let channels = ChannelMap::new(
+                tracks
                     .iter()
                     .map(|t| match t {
                         Some(TrackTransport::Tcp { rtp, rtcp }) => Some((*rtp, *rtcp)),
                         _ => None,
                     })
                     .collect(),
-            };
+            );
             let play = TcpPlay {
                 session_id: s.id.clone(),
                 subscriber,
                 channels,
-                stop,
                 label: rec.name.to_string(),
             };
             return Ok((resp, Some(WriterMsg::Play(Box::new(play)))));

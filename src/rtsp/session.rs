@@ -11,8 +11,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+
+use super::writer::WriterMsg;
 
 use crate::config::{DeviceId, Recorder};
 use crate::media::StreamInfo;
@@ -27,13 +30,23 @@ pub enum TrackTransport {
     Udp { rtp: SocketAddr, rtcp: SocketAddr },
 }
 
+/// How to stop a playing session's media.
+#[derive(Debug)]
+pub enum Playing {
+    /// A UDP sender task, stopped by cancelling this token.
+    Udp(CancellationToken),
+    /// Media written by the session's connection writer, stopped by a
+    /// message (so the writer's hot loop polls no extra future).
+    Tcp(mpsc::Sender<WriterMsg>),
+}
+
 /// Mutable session state (a std mutex: held for field updates only).
 #[derive(Debug, Default)]
 pub struct SessionState {
     /// Per stream track: its transport once SETUP.
     pub tracks: Vec<Option<TrackTransport>>,
-    /// Set while playing; cancelling it stops the media.
-    pub playing: Option<CancellationToken>,
+    /// Set while playing.
+    pub playing: Option<Playing>,
 }
 
 /// One recorder session.
@@ -121,8 +134,18 @@ impl Session {
 
     /// Stops media delivery, if playing.
     pub fn stop(&self) {
-        if let Some(t) = self.with_state(|s| s.playing.take()) {
-            t.cancel();
+        match self.with_state(|s| s.playing.take()) {
+            None => {}
+            Some(Playing::Udp(t)) => t.cancel(),
+            Some(Playing::Tcp(tx)) => {
+                let msg = WriterMsg::Stop(self.id.clone());
+                if let Err(mpsc::error::TrySendError::Full(msg)) = tx.try_send(msg) {
+                    // The writer is busy; deliver the stop without blocking.
+                    tokio::spawn(async move {
+                        let _ = tx.send(msg).await;
+                    });
+                }
+            }
         }
     }
 }

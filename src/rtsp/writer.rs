@@ -30,15 +30,17 @@ const BATCH_BYTES: usize = 1 << 20;
 /// Per track: the recorder's (RTP, RTCP) channels, if it set the track up.
 #[derive(Debug, Clone)]
 pub struct ChannelMap {
-    pub tracks: Vec<Option<(u8, u8)>>,
+    tracks: Vec<Option<(u8, u8)>>,
+    /// Every set-up track uses camgate's default channels (2i, 2i+1).
+    default: bool,
 }
 
 impl ChannelMap {
-    /// Whether every set-up track uses camgate's default channels.
-    fn is_default(&self) -> bool {
-        self.tracks.iter().enumerate().all(|(i, t)| {
+    pub fn new(tracks: Vec<Option<(u8, u8)>>) -> Self {
+        let default = tracks.iter().enumerate().all(|(i, t)| {
             t.is_none_or(|(a, b)| usize::from(a) == 2 * i && usize::from(b) == 2 * i + 1)
-        })
+        });
+        ChannelMap { tracks, default }
     }
 }
 
@@ -47,8 +49,6 @@ pub struct TcpPlay {
     pub session_id: String,
     pub subscriber: Subscriber,
     pub channels: ChannelMap,
-    /// Cancelled by PAUSE, TEARDOWN or session removal.
-    pub stop: CancellationToken,
     pub label: String,
 }
 
@@ -58,6 +58,8 @@ pub enum WriterMsg {
     Play(Box<TcpPlay>),
     /// Signal once everything queued before it has been written.
     Written(tokio::sync::oneshot::Sender<()>),
+    /// Stop this session's media (PAUSE, TEARDOWN, removal).
+    Stop(String),
     /// Write nothing more and close.
     Close,
 }
@@ -65,12 +67,11 @@ pub enum WriterMsg {
 enum Event {
     Msg(Option<WriterMsg>),
     Batch(Result<(), SubscriberEnd>),
-    Stopped,
-    Cancelled,
 }
 
-/// Runs until the connection closes; cancels `cancel` on the way out so the
-/// reader stops too.
+/// Runs until the reader drops its sender (or a write fails); cancels
+/// `cancel` on the way out so the reader stops too. The loop polls only the
+/// message channel and the subscriber: it runs once per frame per recorder.
 pub async fn run(
     mut wr: OwnedWriteHalf,
     mut rx: mpsc::Receiver<WriterMsg>,
@@ -84,26 +85,26 @@ pub async fn run(
         let event = {
             let media = async {
                 match play.as_mut() {
-                    Some(p) => tokio::select! {
-                        r = p.subscriber.next_batch(&mut batch, BATCH_BYTES) => Event::Batch(r),
-                        _ = p.stop.cancelled() => Event::Stopped,
-                    },
+                    Some(p) => Event::Batch(p.subscriber.next_batch(&mut batch, BATCH_BYTES).await),
                     None => std::future::pending().await,
                 }
             };
             tokio::select! {
                 biased;
-                _ = cancel.cancelled() => Event::Cancelled,
                 m = rx.recv() => Event::Msg(m),
                 e = media => e,
             }
         };
         match event {
-            Event::Cancelled | Event::Msg(None) | Event::Msg(Some(WriterMsg::Close)) => break,
+            Event::Msg(None) | Event::Msg(Some(WriterMsg::Close)) => break,
             Event::Msg(Some(WriterMsg::Response(b))) => {
-                match tokio::time::timeout(write_timeout, wr.write_all(&b)).await {
-                    Ok(Ok(())) => {}
-                    _ => break,
+                let done = tokio::select! {
+                    biased;
+                    r = tokio::time::timeout(write_timeout, wr.write_all(&b)) => matches!(r, Ok(Ok(()))),
+                    _ = cancel.cancelled() => false,
+                };
+                if !done {
+                    break;
                 }
             }
             Event::Msg(Some(WriterMsg::Play(p))) => {
@@ -113,7 +114,11 @@ pub async fn run(
             Event::Msg(Some(WriterMsg::Written(done))) => {
                 let _ = done.send(());
             }
-            Event::Stopped => play = None,
+            Event::Msg(Some(WriterMsg::Stop(id))) => {
+                if play.as_ref().is_some_and(|p| p.session_id == id) {
+                    play = None;
+                }
+            }
             Event::Batch(Err(end)) => {
                 if let Some(p) = &play {
                     info!(session = %p.session_id, recorder = %p.label, ?end, "ending recorder session");
@@ -131,11 +136,17 @@ pub async fn run(
                             "recorder too slow: skipped to the latest key frame");
                     }
                 }
-                let r = tokio::time::timeout(
+                // Shutdown is only checked while a write waits: the common
+                // case (the write completes at once) polls nothing else.
+                let write = tokio::time::timeout(
                     write_timeout,
                     write_batch(&mut wr, &batch, &p.channels, &mut headers),
-                )
-                .await;
+                );
+                let r = tokio::select! {
+                    biased;
+                    r = write => r,
+                    _ = cancel.cancelled() => break,
+                };
                 batch.clear();
                 match r {
                     Ok(Ok(_)) => {}
@@ -165,7 +176,7 @@ pub async fn write_batch<W: tokio::io::AsyncWrite + Unpin>(
 ) -> std::io::Result<usize> {
     let wanted = |track: u8| channels.tracks.get(usize::from(track)).copied().flatten();
     let mut slices: Vec<IoSlice<'_>> = Vec::with_capacity(batch.len() * 2);
-    if channels.is_default() {
+    if channels.default {
         for n in batch {
             let Some(f) = n.frame() else { continue };
             if f.kind != FrameKind::End && wanted(f.track).is_some() && !f.data.is_empty() {
@@ -252,9 +263,7 @@ mod tests {
         let mut batch = Vec::new();
         s.next_batch(&mut batch, usize::MAX).await.unwrap();
         let mut out = Vec::new();
-        let map = ChannelMap {
-            tracks: vec![Some((0, 1)), Some((2, 3))],
-        };
+        let map = ChannelMap::new(vec![Some((0, 1)), Some((2, 3))]);
         let n = write_batch(&mut out, &batch, &map, &mut Vec::new())
             .await
             .unwrap();
@@ -273,9 +282,7 @@ mod tests {
         s.next_batch(&mut batch, usize::MAX).await.unwrap();
         let mut out = Vec::new();
         // Video on channels 6-7, audio not set up.
-        let map = ChannelMap {
-            tracks: vec![Some((6, 7)), None],
-        };
+        let map = ChannelMap::new(vec![Some((6, 7)), None]);
         write_batch(&mut out, &batch, &map, &mut Vec::new())
             .await
             .unwrap();

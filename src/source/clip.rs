@@ -17,7 +17,6 @@ static CLIP_AAC: &[u8] = include_bytes!("../../assets/clip.aac");
 pub const CLIP_FPS: u32 = 25;
 
 /// A clip ready to loop.
-#[derive(Debug)]
 pub struct Clip {
     pub video: VideoCodec,
     /// Access units: 4-byte-length-prefixed NAL units (parameter sets and
@@ -27,7 +26,35 @@ pub struct Clip {
     pub audio: Option<(AudioCodec, Vec<Bytes>)>,
 }
 
+impl std::fmt::Debug for Clip {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Clip")
+            .field("video", &self.video.name())
+            .field("frames", &self.frames.len())
+            .field("fps", &self.fps)
+            .field("audio_frames", &self.audio.as_ref().map(|a| a.1.len()))
+            .finish()
+    }
+}
+
 impl Clip {
+    /// Loads an H.264 Annex B file (video only) to loop at `fps`.
+    pub fn load(path: &std::path::Path, fps: u32) -> Result<Clip, String> {
+        let data =
+            std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        if data.len() > 256 << 20 {
+            return Err(format!("{} is larger than 256 MiB", path.display()));
+        }
+        let (video, frames) =
+            parse_h264_annexb(&data).map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(Clip {
+            video,
+            frames,
+            fps,
+            audio: None,
+        })
+    }
+
     /// Loop length in seconds (the video's duration).
     pub fn duration_secs(&self) -> f64 {
         self.frames.len() as f64 / f64::from(self.fps)

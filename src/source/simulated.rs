@@ -3,12 +3,14 @@
 //! server as a real camera.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
 use tracing::warn;
 
-use super::{ErrorKind, SENDER_REPORT_INTERVAL, SourceError, clip};
+use super::clip::{self, Clip};
+use super::{ErrorKind, SENDER_REPORT_INTERVAL, SourceError};
 use crate::config::AudioPolicy;
 use crate::media::hub::SourceState;
 use crate::media::publisher::Publisher;
@@ -17,11 +19,15 @@ use crate::media::{SourceFrame, StreamInfo, Track};
 /// Plays the clip until `idle` resolves (on-demand with no recorder left).
 pub async fn run_session(
     publisher: &mut Publisher,
+    clip: Option<Arc<Clip>>,
     audio: AudioPolicy,
     idle: impl Future<Output = ()>,
 ) -> Result<(), SourceError> {
-    let clip = clip::builtin()
-        .map_err(|e| SourceError::new(ErrorKind::Protocol, format!("bundled clip: {e}")))?;
+    let clip = match clip {
+        Some(c) => c,
+        None => clip::builtin()
+            .map_err(|e| SourceError::new(ErrorKind::Protocol, format!("bundled clip: {e}")))?,
+    };
     let mut tracks = vec![Track::Video(clip.video.clone())];
     let audio = match (&clip.audio, audio) {
         (Some((codec, frames)), AudioPolicy::Pass) if !frames.is_empty() => {
