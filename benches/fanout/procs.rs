@@ -26,7 +26,9 @@ impl Proc {
 
 impl Drop for Proc {
     fn drop(&mut self) {
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
         for _ in 0..50 {
             if let Ok(Some(_)) = self.child.try_wait() {
                 return;
@@ -50,7 +52,14 @@ fn start_camgate(config: &str) -> Proc {
     let file = dir.path().join("camgate.toml");
     std::fs::write(&file, config).unwrap();
     let mut child = Command::new(BIN)
-        .args(["run", "--log-format", "json", "--log", "warn,camgate::app=info", "--config"])
+        .args([
+            "run",
+            "--log-format",
+            "json",
+            "--log",
+            "warn,camgate::app=info",
+            "--config",
+        ])
         .arg(&file)
         .stderr(Stdio::piped())
         .spawn()
@@ -72,7 +81,11 @@ fn start_camgate(config: &str) -> Proc {
             }
         }
     });
-    Proc { child, addr, _dir: Some(dir) }
+    Proc {
+        child,
+        addr,
+        _dir: Some(dir),
+    }
 }
 
 /// The camera: a camgate serving `n` simulated devices `cam0..` looping
@@ -102,7 +115,11 @@ pub fn camgate(camera: SocketAddr, n: usize) -> Proc {
 
 /// GStreamer's RTSP server relaying each of the camera's `n` devices.
 pub fn gstreamer(camera: SocketAddr, n: usize) -> Proc {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/gst_relay.py");
     let mut child = Command::new("/usr/bin/python3")
         .arg(script)
@@ -111,10 +128,17 @@ pub fn gstreamer(camera: SocketAddr, n: usize) -> Proc {
         .arg(format!("rtsp://{USER}:{PASS}@{camera}/cam{{i}}/main"))
         .stdout(Stdio::piped())
         .spawn()
-        .expect("start the GStreamer relay (apt-get install python3-gi gir1.2-gst-rtsp-server-1.0)");
+        .expect(
+            "start the GStreamer relay (apt-get install python3-gi gir1.2-gst-rtsp-server-1.0)",
+        );
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    assert!(line.starts_with("READY"), "GStreamer relay did not start: {line:?}");
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(
+        line.starts_with("READY"),
+        "GStreamer relay did not start: {line:?}"
+    );
     Proc {
         child,
         addr: SocketAddr::from(([127, 0, 0, 1], port)),
@@ -173,7 +197,9 @@ pub fn rss_mib(pid: u32) -> f64 {
 
 /// Open file descriptors.
 pub fn fd_count(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count()).unwrap_or(0)
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
 }
 
 /// "N x MODEL" from /proc/cpuinfo.
@@ -184,7 +210,9 @@ pub fn cpu_model() -> String {
         .find_map(|l| l.strip_prefix("model name"))
         .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())
         .unwrap_or_else(|| "unknown CPU".into());
-    let n = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let n = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
     format!("{n} x {model}")
 }
 
@@ -195,9 +223,13 @@ pub fn big_keyframe_clip(dir: &Path) -> PathBuf {
     let st = Command::new("ffmpeg")
         .args(["-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i"])
         .arg("testsrc2=size=1920x1080:rate=25,noise=alls=25:allf=t+u")
-        .args(["-t", "8", "-c:v", "libx264", "-preset", "veryfast", "-bf", "0", "-g", "50"])
+        .args([
+            "-t", "8", "-c:v", "libx264", "-preset", "veryfast", "-bf", "0", "-g", "50",
+        ])
         .args(["-keyint_min", "50", "-x264-params", "scenecut=0:ipratio=6"])
-        .args(["-b:v", "4M", "-maxrate", "8M", "-bufsize", "8M", "-pix_fmt", "yuv420p", "-f", "h264"])
+        .args([
+            "-b:v", "4M", "-maxrate", "8M", "-bufsize", "8M", "-pix_fmt", "yuv420p", "-f", "h264",
+        ])
         .arg(&path)
         .status()
         .expect("ffmpeg");

@@ -56,7 +56,9 @@ pub fn slice_key(payload: &[u8]) -> Option<[u8; 8]> {
     let t = payload.first()? & 0x1f;
     let body = match t {
         1..=5 => payload.get(1..9)?,
-        28 if payload.get(1)? & 0x80 != 0 && (1..=5).contains(&(payload[1] & 0x1f)) => payload.get(2..10)?,
+        28 if payload.get(1)? & 0x80 != 0 && (1..=5).contains(&(payload[1] & 0x1f)) => {
+            payload.get(2..10)?
+        }
         _ => return None,
     };
     body.try_into().ok()
@@ -80,7 +82,9 @@ impl Counter {
         let cc = usize::from(p[0] & 0x0f);
         let mut off = 12 + 4 * cc;
         if p[0] & 0x10 != 0 {
-            let Some(ext) = p.get(off + 2..off + 4) else { return };
+            let Some(ext) = p.get(off + 2..off + 4) else {
+                return;
+            };
             off += 4 + 4 * usize::from(u16::from_be_bytes([ext[0], ext[1]]));
         }
         let Some(payload) = p.get(off..) else { return };
@@ -95,7 +99,11 @@ impl Counter {
         }
         self.next_seq = Some(seq.wrapping_add(1));
         let nal = payload.first().map_or(0, |b| b & 0x1f);
-        let fu_type = if nal == 28 { payload.get(1).map_or(0, |b| b & 0x1f) } else { 0 };
+        let fu_type = if nal == 28 {
+            payload.get(1).map_or(0, |b| b & 0x1f)
+        } else {
+            0
+        };
         if nal == 7 || nal == 5 || fu_type == 5 {
             if !self.in_key {
                 self.in_key = true;
@@ -122,7 +130,9 @@ impl Counter {
                 if self.key_lost {
                     stats.damaged_key_frames.fetch_add(1, Ordering::Relaxed);
                 } else {
-                    stats.max_key_bytes.fetch_max(self.key_bytes, Ordering::Relaxed);
+                    stats
+                        .max_key_bytes
+                        .fetch_max(self.key_bytes, Ordering::Relaxed);
                     if stats.first_key_us.load(Ordering::Relaxed) == 0 {
                         let us = self.t0.elapsed().as_micros() as u64 + 1;
                         stats.first_key_us.store(us, Ordering::Relaxed);
@@ -142,6 +152,14 @@ async fn request(s: &mut TcpStream, req: String) -> std::io::Result<(String, Str
         if s.read(&mut b).await? == 0 {
             return Err(std::io::ErrorKind::UnexpectedEof.into());
         }
+        if head.is_empty() && b[0] == b'$' {
+            // Some servers (GStreamer) send media before the PLAY response.
+            let mut hdr = [0u8; 3];
+            s.read_exact(&mut hdr).await?;
+            let mut skip = vec![0u8; usize::from(u16::from_be_bytes([hdr[1], hdr[2]]))];
+            s.read_exact(&mut skip).await?;
+            continue;
+        }
         head.push(b[0]);
         if head.len() > 16 << 10 {
             return Err(std::io::Error::other("response too large"));
@@ -154,7 +172,9 @@ async fn request(s: &mut TcpStream, req: String) -> std::io::Result<(String, Str
         s.read_exact(&mut body).await?;
     }
     if !head.starts_with("RTSP/1.0 200") {
-        return Err(std::io::Error::other(head.lines().next().unwrap_or("").to_string()));
+        return Err(std::io::Error::other(
+            head.lines().next().unwrap_or("").to_string(),
+        ));
     }
     Ok((head, String::from_utf8_lossy(&body).into_owned()))
 }
@@ -196,7 +216,13 @@ fn control_urls(base: &str, sdp: &str) -> (String, String) {
 }
 
 /// Plays `path` on `addr` until `stop`, counting into `stats`.
-pub async fn run(addr: SocketAddr, path: String, transport: Transport, stats: Arc<Stats>, stop: CancellationToken) {
+pub async fn run(
+    addr: SocketAddr,
+    path: String,
+    transport: Transport,
+    stats: Arc<Stats>,
+    stop: CancellationToken,
+) {
     let t0 = Instant::now();
     let r = tokio::select! {
         _ = stop.cancelled() => return,
@@ -206,7 +232,10 @@ pub async fn run(addr: SocketAddr, path: String, transport: Transport, stats: Ar
         Ok(Ok(x)) => x,
         Ok(Err(e)) => {
             stats.setup_failed.fetch_add(1, Ordering::Relaxed);
-            eprintln!("reader on {addr}/{path}: {e}");
+            eprintln!(
+                "reader on {addr}/{path}: {:?}",
+                e.to_string().chars().take(120).collect::<String>()
+            );
             return;
         }
         Err(_) => {
@@ -303,7 +332,10 @@ async fn play(addr: SocketAddr, path: &str, transport: Transport) -> std::io::Re
         Transport::Udp => {
             let (a, b) = udp_pair().await?;
             let p = a.local_addr()?.port();
-            (format!("RTP/AVP;unicast;client_port={}-{}", p, p + 1), Some((a, b)))
+            (
+                format!("RTP/AVP;unicast;client_port={}-{}", p, p + 1),
+                Some((a, b)),
+            )
         }
     };
     let (head, _) = request(
@@ -331,7 +363,10 @@ mod tests {
         let sdp = "v=0\r\na=control:*\r\nm=video 0 RTP/AVP 96\r\na=control:stream=0\r\n";
         assert_eq!(
             super::control_urls("rtsp://h/cam0/main/", sdp),
-            ("rtsp://h/cam0/main/stream=0".to_string(), "rtsp://h/cam0/main/".to_string())
+            (
+                "rtsp://h/cam0/main/stream=0".to_string(),
+                "rtsp://h/cam0/main/".to_string()
+            )
         );
     }
 }

@@ -6,6 +6,11 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, Weak};
 
+use std::io::IoSlice;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
@@ -135,6 +140,117 @@ impl UdpPair {
     }
 }
 
+/// Packets per pacing step (and per `sendmmsg` call).
+const MMSG_CHUNK: usize = 32;
+/// Most segments the kernel accepts in one UDP GSO send.
+const GSO_MAX_SEGMENTS: usize = 64;
+
+/// Whether the kernel took UDP GSO (`UDP_SEGMENT`) so far; cleared at the
+/// first refusal, after which camgate falls back to `sendmmsg`.
+static GSO: AtomicBool = AtomicBool::new(true);
+
+/// Sends datagrams with as few system calls as possible: runs of
+/// equal-sized packets to one destination (a frame's FU-A fragments) go out
+/// as one UDP GSO send, the rest with `sendmmsg(2)`. Waits for the socket
+/// to become writable when its buffer is full.
+pub async fn send_all(sock: &UdpSocket, packets: &[(&[u8], SocketAddr)]) -> std::io::Result<()> {
+    let mut i = 0;
+    while i < packets.len() {
+        let run = if GSO.load(Ordering::Relaxed) {
+            gso_run(&packets[i..])
+        } else {
+            1
+        };
+        let r = if run >= 2 {
+            let group = &packets[i..i + run];
+            sock.try_io(Interest::WRITABLE, || send_gso(sock.as_raw_fd(), group))
+        } else {
+            // Singles: as many as follow that do not start a GSO run.
+            let mut n = 1;
+            while i + n < packets.len()
+                && n < MMSG_CHUNK
+                && (!GSO.load(Ordering::Relaxed) || gso_run(&packets[i + n..]) < 2)
+            {
+                n += 1;
+            }
+            let chunk = &packets[i..i + n];
+            sock.try_io(Interest::WRITABLE, || sendmmsg(sock.as_raw_fd(), chunk))
+        };
+        match r {
+            Ok(n) => i += n.max(1),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => sock.writable().await?,
+            Err(e)
+                if run >= 2
+                    && matches!(e.raw_os_error(), Some(libc_eio) if GSO_REFUSALS.contains(&libc_eio)) =>
+            {
+                tracing::info!(error = %e, "UDP GSO refused by the kernel: using sendmmsg");
+                GSO.store(false, Ordering::Relaxed);
+            }
+            // One bad destination must not stall the rest: skip the packet.
+            Err(_) => i += 1,
+        }
+    }
+    Ok(())
+}
+
+/// errno values meaning "no UDP GSO here" (EIO, EINVAL, ENOPROTOOPT, EOPNOTSUPP).
+const GSO_REFUSALS: [i32; 4] = [5, 22, 92, 95];
+
+/// Length of the GSO-able run at the start of `packets`: same destination,
+/// equal sizes except a shorter last one, within the kernel's limits.
+fn gso_run(packets: &[(&[u8], SocketAddr)]) -> usize {
+    let Some((first, dest)) = packets.first() else {
+        return 0;
+    };
+    let seg = first.len();
+    let mut total = seg;
+    let mut n = 1;
+    for (p, d) in &packets[1..] {
+        if d != dest || p.len() > seg || n == GSO_MAX_SEGMENTS || total + p.len() > 65_000 {
+            break;
+        }
+        total += p.len();
+        n += 1;
+        if p.len() < seg {
+            break;
+        }
+    }
+    n
+}
+
+/// One UDP GSO send of `group` (all to one destination); returns the
+/// number of packets it carried.
+fn send_gso(fd: std::os::fd::RawFd, group: &[(&[u8], SocketAddr)]) -> std::io::Result<usize> {
+    use nix::sys::socket::{ControlMessage, MsgFlags, SockaddrStorage};
+    let seg = group[0].0.len() as u16;
+    let iov: Vec<IoSlice<'_>> = group.iter().map(|(p, _)| IoSlice::new(p)).collect();
+    let addr = SockaddrStorage::from(group[0].1);
+    nix::sys::socket::sendmsg(
+        fd,
+        &iov,
+        &[ControlMessage::UdpGsoSegments(&seg)],
+        MsgFlags::MSG_DONTWAIT,
+        Some(&addr),
+    )
+    .map_err(std::io::Error::from)?;
+    Ok(group.len())
+}
+
+/// One `sendmmsg` call; returns how many datagrams went out.
+fn sendmmsg(fd: std::os::fd::RawFd, chunk: &[(&[u8], SocketAddr)]) -> std::io::Result<usize> {
+    use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage};
+    let iovs: Vec<[IoSlice<'_>; 1]> = chunk.iter().map(|(p, _)| [IoSlice::new(p)]).collect();
+    let addrs: Vec<Option<SockaddrStorage>> = chunk
+        .iter()
+        .map(|(_, a)| Some(SockaddrStorage::from(*a)))
+        .collect();
+    let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(chunk.len(), None);
+    let results =
+        nix::sys::socket::sendmmsg(fd, &mut headers, &iovs, &addrs, [], MsgFlags::MSG_DONTWAIT)
+            .map_err(std::io::Error::from)?;
+    Ok(results.count())
+}
+
 /// Sends a session's media over UDP until stopped or the stream ends.
 pub async fn play(
     udp: Arc<UdpPair>,
@@ -167,22 +283,73 @@ pub async fn play(
         if dropped > 0 {
             debug!(session = %session.id, dropped, "UDP recorder skipped to the latest key frame");
         }
-        for node in batch.drain(..) {
+        let mut packets: Vec<(&[u8], SocketAddr)> = Vec::with_capacity(64);
+        for node in &batch {
             let Some(f) = node.frame() else { continue };
             let Some(Some((rtp, rtcp))) = dest.get(usize::from(f.track)) else {
                 continue;
             };
             for p in framed_packets(&f.data) {
-                pacer.take(p.packet.len()).await;
-                let (sock, to) = if p.channel % 2 == 0 {
-                    (&udp.rtp, *rtp)
+                if p.channel % 2 == 0 {
+                    packets.push((p.packet, *rtp));
                 } else {
-                    (&udp.rtcp, *rtcp)
-                };
-                // Errors (e.g. ICMP port unreachable) are not fatal: the
-                // session ends by timeout if the recorder is really gone.
-                let _ = sock.send_to(p.packet, to).await;
+                    // RTCP: a few per track every 5 s.
+                    let _ = udp.rtcp.send_to(p.packet, *rtcp).await;
+                }
             }
+        }
+        for chunk in packets.chunks(MMSG_CHUNK) {
+            pacer.take(chunk.iter().map(|(p, _)| p.len()).sum()).await;
+            // Errors (e.g. a full buffer that stays full) are not fatal: the
+            // session ends by timeout if the recorder is really gone.
+            let _ = send_all(&udp.rtp, chunk).await;
+        }
+        drop(packets);
+        batch.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gso_runs() {
+        let a: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let b: SocketAddr = "127.0.0.1:2".parse().unwrap();
+        let big = [0u8; 100];
+        let small = [0u8; 40];
+        let p = |n: &'static [u8], d| (n, d);
+        let big: &'static [u8] = Box::leak(Box::new(big));
+        let small: &'static [u8] = Box::leak(Box::new(small));
+        assert_eq!(gso_run(&[p(big, a), p(big, a), p(small, a), p(big, a)]), 3);
+        assert_eq!(gso_run(&[p(small, a), p(big, a)]), 1);
+        assert_eq!(gso_run(&[p(big, a), p(big, b)]), 1);
+        assert_eq!(gso_run(&[]), 0);
+        let many: Vec<_> = (0..100).map(|_| p(big, a)).collect();
+        assert_eq!(gso_run(&many), GSO_MAX_SEGMENTS);
+    }
+
+    #[tokio::test]
+    async fn every_datagram_arrives_with_its_boundaries() {
+        let rx = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let tx = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let to = rx.local_addr().unwrap();
+        let payloads: Vec<Vec<u8>> = (0..60u32)
+            .map(|i| {
+                let len = if i % 13 == 12 { 300 + i as usize } else { 1412 };
+                (0..len).map(|j| (i as usize + j) as u8).collect()
+            })
+            .collect();
+        let packets: Vec<(&[u8], SocketAddr)> = payloads.iter().map(|p| (&p[..], to)).collect();
+        send_all(&tx, &packets).await.unwrap();
+        let mut buf = vec![0u8; 65536];
+        for (i, want) in payloads.iter().enumerate() {
+            let n = tokio::time::timeout(std::time::Duration::from_secs(2), rx.recv(&mut buf))
+                .await
+                .unwrap_or_else(|_| panic!("datagram {i} missing"))
+                .unwrap();
+            assert_eq!(&buf[..n], &want[..], "datagram {i}");
         }
     }
 }
