@@ -336,6 +336,12 @@ async fn measure(proxy: &procs::Proc, camera: &procs::Proc, sc: &Scenario, o: &O
     churn_stop.cancel();
     drop(probe_tx);
     let lat = latencies(&reference, &sampled, t0);
+    if sc.churn {
+        // The steady readers are still there: back to the baseline?
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        run.rss_after = procs::rss_mib(pid);
+        run.fds_after = procs::fd_count(pid);
+    }
     stop.cancel();
 
     let mbps: Vec<f64> = b0
@@ -382,11 +388,7 @@ async fn measure(proxy: &procs::Proc, camera: &procs::Proc, sc: &Scenario, o: &O
         .sum();
     run.churned = churn_stats.lock().unwrap().len();
     // Let the proxy notice the readers left.
-    tokio::time::sleep(Duration::from_secs(if sc.churn { 3 } else { 2 })).await;
-    if sc.churn {
-        run.rss_after = procs::rss_mib(pid);
-        run.fds_after = procs::fd_count(pid);
-    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
     run
 }
 
@@ -434,10 +436,14 @@ const FIGURES: &[Figure] = &[
 
 const CHURN_FIGURES: &[Figure] = &[
     ("readers churned", 0, |r| r.churned as f64),
-    ("RSS MiB before churn", 1, |r| r.rss_before),
-    ("RSS MiB after churn", 1, |r| r.rss_after),
+    ("RSS MiB before churn (50 steady readers)", 1, |r| {
+        r.rss_before
+    }),
+    ("RSS MiB 3 s after churn (50 steady readers)", 1, |r| {
+        r.rss_after
+    }),
     ("open fds before churn", 0, |r| r.fds_before as f64),
-    ("open fds after churn", 0, |r| r.fds_after as f64),
+    ("open fds 3 s after churn", 0, |r| r.fds_after as f64),
 ];
 
 fn table(sc: &Scenario, cg: &[Run], gst: &[Run]) -> String {

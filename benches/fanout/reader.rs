@@ -21,6 +21,9 @@ pub enum Transport {
     Udp,
 }
 
+/// A frame's identity and when its first packet arrived.
+pub type Arrival = ([u8; 8], Instant);
+
 /// One reader's counters.
 #[derive(Default)]
 pub struct Stats {
@@ -37,7 +40,7 @@ pub struct Stats {
     pub first_key_us: AtomicU64,
     pub setup_failed: AtomicU64,
     /// (slice key, arrival) of each frame's first packet, when sampled.
-    pub arrivals: Option<Mutex<Vec<([u8; 8], Instant)>>>,
+    pub arrivals: Option<Mutex<Vec<Arrival>>>,
 }
 
 impl Stats {
@@ -104,12 +107,10 @@ impl Counter {
         } else {
             0
         };
-        if nal == 7 || nal == 5 || fu_type == 5 {
-            if !self.in_key {
-                self.in_key = true;
-                self.key_lost = false;
-                self.key_bytes = 0;
-            }
+        if (nal == 7 || nal == 5 || fu_type == 5) && !self.in_key {
+            self.in_key = true;
+            self.key_lost = false;
+            self.key_bytes = 0;
         }
         if self.in_key {
             self.key_bytes += payload.len() as u64;
