@@ -67,7 +67,7 @@ fn allocation_counts() {
     let rt = rt();
     rt.block_on(async {
         let hub = hub();
-        let mut p = Publisher::new(hub.clone(), 1400, "bench".into());
+        let mut p = Publisher::new(hub.clone(), camgate::metrics::Metrics::new().stream("d", "s"), 1400, "bench".into());
         p.begin_session(StreamInfo { tracks: vec![Track::Video(codec)] });
         let mut subs: Vec<_> = (0..100).map(|_| hub.subscribe()).collect();
         let mut batch: Vec<std::sync::Arc<Node>> = Vec::with_capacity(16);
@@ -105,7 +105,12 @@ fn benches(c: &mut Criterion) {
     ] {
         g.throughput(Throughput::Bytes(data.len() as u64));
         let hub = hub();
-        let mut p = Publisher::new(hub.clone(), 1400, "bench".into());
+        let mut p = Publisher::new(
+            hub.clone(),
+            camgate::metrics::Metrics::new().stream("d", "s"),
+            1400,
+            "bench".into(),
+        );
         p.begin_session(StreamInfo {
             tracks: vec![Track::Video(codec.clone())],
         });
@@ -137,7 +142,12 @@ fn benches(c: &mut Criterion) {
     for n in [1usize, 100, 1000] {
         g.throughput(Throughput::Elements(n as u64));
         let hub = hub();
-        let mut p = Publisher::new(hub.clone(), 1400, "bench".into());
+        let mut p = Publisher::new(
+            hub.clone(),
+            camgate::metrics::Metrics::new().stream("d", "s"),
+            1400,
+            "bench".into(),
+        );
         p.begin_session(StreamInfo {
             tracks: vec![Track::Video(codec.clone())],
         });

@@ -14,6 +14,8 @@ packages=(
   gstreamer1.0-plugins-bad
   gstreamer1.0-plugins-ugly
   gstreamer1.0-libav
+  chromium                      # headless browser test of the status page
+  prometheus                    # promtool: checks and tests the shipped alert rules
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -24,7 +26,17 @@ if ((${#missing[@]})); then
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   echo "installing: ${missing[*]}"
   $SUDO apt-get update -qq
+  # Keep package scripts from starting services (Prometheus's server): only
+  # its promtool is wanted.
+  policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+    $SUDO chmod +x /usr/sbin/policy-rc.d
+    policy=1
+  fi
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  [ -n "$policy" ] && $SUDO rm -f /usr/sbin/policy-rc.d
+  $SUDO pkill -x prometheus 2>/dev/null || true
 fi
 
 cargo test --locked --all-targets "$@"

@@ -9,9 +9,15 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, info, info_span, warn};
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tokio::net::TcpListener;
+
+use crate::admin::{self, AdminState};
 use crate::config::{Config, DeviceSource};
 use crate::devices::Registry;
 use crate::media::publisher::Publisher;
+use crate::metrics::Metrics;
 use crate::rtsp;
 use crate::source::StreamSource;
 
@@ -25,31 +31,56 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot bind the admin listener on {addr}: {source}")]
+    BindAdmin {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// A running gateway.
 pub struct Running {
     pub rtsp_addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    pub metrics: Metrics,
     pub udp_ports: Option<(u16, u16)>,
     pub registry: Arc<Registry>,
     pub rtsp: Arc<rtsp::server::Server>,
+    admin: Arc<AdminState>,
     cancel: CancellationToken,
     tracker: TaskTracker,
 }
+
+/// How often stream rates (bitrate, fps) are sampled.
+const RATE_INTERVAL: Duration = Duration::from_secs(2);
 
 /// Starts every task of the gateway for `config`.
 pub async fn start(config: Config) -> Result<Running, StartError> {
     let cancel = CancellationToken::new();
     let tracker = TaskTracker::new();
-    let registry = Arc::new(Registry::new(&config));
+    let metrics = Metrics::new();
+    let registry = Arc::new(Registry::new(&config, &metrics));
 
-    let bound = rtsp::server::bind(&config.rtsp, registry.clone(), &config.recorders)
+    let admin_listener = TcpListener::bind(config.admin.listen)
         .await
-        .map_err(|source| StartError::BindRtsp {
-            addr: config.rtsp.listen,
-            udp_port: config.rtsp.udp_rtp_port,
+        .map_err(|source| StartError::BindAdmin {
+            addr: config.admin.listen,
             source,
         })?;
+    let admin_addr = admin_listener.local_addr().unwrap_or(config.admin.listen);
+    let bound = rtsp::server::bind(
+        &config.rtsp,
+        registry.clone(),
+        &config.recorders,
+        metrics.clone(),
+    )
+    .await
+    .map_err(|source| StartError::BindRtsp {
+        addr: config.rtsp.listen,
+        udp_port: config.rtsp.udp_rtp_port,
+        source,
+    })?;
     let rtsp_addr = bound.local_addr().unwrap_or(config.rtsp.listen);
     let udp_ports = bound.udp_ports();
     let rtsp_server = bound.server().clone();
@@ -69,6 +100,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             };
             let publisher = Publisher::new(
                 stream.hub.clone(),
+                stream.metrics.clone(),
                 config.rtsp.max_payload_bytes,
                 format!("camgate/{}/{}", device.config.id, stream.name),
             );
@@ -91,9 +123,38 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     }
 
     tracker.spawn(bound.run(cancel.child_token(), tracker.clone()));
-    info!(rtsp = %rtsp_addr, ?udp_ports, "camgate running");
+
+    let admin = Arc::new(AdminState {
+        registry: registry.clone(),
+        metrics: metrics.clone(),
+        rtsp: rtsp_server.clone(),
+        ready: AtomicBool::new(true),
+    });
+    tracker.spawn(admin::serve(
+        admin_listener,
+        admin::router(admin.clone()),
+        cancel.child_token(),
+        tracker.clone(),
+    ));
+    {
+        let registry = registry.clone();
+        let cancel = cancel.child_token();
+        tracker.spawn(async move {
+            let mut tick = tokio::time::interval(RATE_INTERVAL);
+            loop {
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    _ = tick.tick() => registry.sample_rates(),
+                }
+            }
+        });
+    }
+    info!(rtsp = %rtsp_addr, admin = %admin_addr, ?udp_ports, "camgate running");
     Ok(Running {
         rtsp_addr,
+        admin_addr,
+        metrics,
+        admin,
         udp_ports,
         registry,
         rtsp: rtsp_server,
@@ -106,6 +167,7 @@ impl Running {
     /// Stops accepting, ends sessions, tears camera sessions down, and waits
     /// up to `grace` for every task. Returns false if some did not finish.
     pub async fn shutdown(self, grace: Duration) -> bool {
+        self.admin.ready.store(false, Ordering::Relaxed);
         self.cancel.cancel();
         self.tracker.close();
         if tokio::time::timeout(grace, self.tracker.wait())

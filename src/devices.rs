@@ -1,21 +1,74 @@
-//! The device registry: every configured device and the hub of each of its
-//! streams, looked up by the names in recorder-facing URLs.
+//! The device registry: every configured device and, for each of its
+//! streams, the hub, the metric handles and the measured rates, looked up by
+//! the names in recorder-facing URLs.
 //!
 //! Built once from the config at start; the source tasks write to the hubs,
-//! the RTSP server reads from them.
+//! the RTSP server reads from them, the admin API reports on them.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::config::{Config, Device};
 use crate::media::hub::{Hub, HubLimits};
+use crate::metrics::{Metrics, StreamMetrics};
+
+/// Rates measured over the last sampling interval.
+#[derive(Debug, Default)]
+pub struct Rates {
+    in_bps: AtomicU64,
+    out_bps: AtomicU64,
+    /// Video frames per second, times 100.
+    fps_x100: AtomicU64,
+    last: std::sync::Mutex<Option<(tokio::time::Instant, u64, u64, u64)>>,
+}
+
+impl Rates {
+    pub fn in_bps(&self) -> u64 {
+        self.in_bps.load(Ordering::Relaxed)
+    }
+
+    pub fn out_bps(&self) -> u64 {
+        self.out_bps.load(Ordering::Relaxed)
+    }
+
+    pub fn fps(&self) -> f64 {
+        self.fps_x100.load(Ordering::Relaxed) as f64 / 100.0
+    }
+
+    /// Updates the rates from the stream's counters.
+    pub fn sample(&self, m: &StreamMetrics) {
+        let now = tokio::time::Instant::now();
+        let bytes_in = m.received_bytes.get();
+        let bytes_out = m.sent_bytes();
+        let frames = m.frames_key.get() + m.frames_delta.get();
+        // A std mutex: only the sampler task takes it, briefly.
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((t, i, o, f)) = *last {
+            let secs = now.duration_since(t).as_secs_f64();
+            if secs > 0.0 {
+                let rate = |a: u64, b: u64| (a.saturating_sub(b) as f64 / secs) as u64;
+                self.in_bps.store(rate(bytes_in, i) * 8, Ordering::Relaxed);
+                self.out_bps
+                    .store(rate(bytes_out, o) * 8, Ordering::Relaxed);
+                self.fps_x100.store(
+                    (frames.saturating_sub(f) as f64 * 100.0 / secs) as u64,
+                    Ordering::Relaxed,
+                );
+            }
+        }
+        *last = Some((now, bytes_in, bytes_out, frames));
+    }
+}
 
 /// One stream of a device.
 #[derive(Debug, Clone)]
 pub struct StreamEntry {
     pub name: Arc<str>,
     pub hub: Hub,
+    pub metrics: Arc<StreamMetrics>,
+    pub rates: Arc<Rates>,
 }
 
 /// One device and its streams.
@@ -39,8 +92,8 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// Creates a hub for every configured device stream.
-    pub fn new(config: &Config) -> Registry {
+    /// Creates a hub and metric handles for every configured device stream.
+    pub fn new(config: &Config, metrics: &Metrics) -> Registry {
         let limits = HubLimits {
             queue_bytes: config.rtsp.recorder_queue_bytes,
             max_lag: Duration::from_secs(config.rtsp.recorder_max_lag_secs),
@@ -48,6 +101,12 @@ impl Registry {
         };
         let mut r = Registry::default();
         for d in &config.devices {
+            let deadline = d.removal_deadline.and_then(|date| {
+                date.to_zoned(jiff::tz::TimeZone::UTC)
+                    .ok()
+                    .map(|z| z.timestamp().as_second())
+            });
+            metrics.device(d.id.as_str(), d.vendor.as_str(), deadline);
             let entry = DeviceEntry {
                 config: Arc::new(d.clone()),
                 streams: d
@@ -56,6 +115,8 @@ impl Registry {
                     .map(|s| StreamEntry {
                         name: s.name.clone(),
                         hub: Hub::new(limits),
+                        metrics: metrics.stream(d.id.as_str(), &s.name),
+                        rates: Arc::new(Rates::default()),
                     })
                     .collect(),
             };
@@ -71,5 +132,14 @@ impl Registry {
 
     pub fn devices(&self) -> &[DeviceEntry] {
         &self.devices
+    }
+
+    /// Samples every stream's rates; call at a steady interval.
+    pub fn sample_rates(&self) {
+        for d in &self.devices {
+            for s in &d.streams {
+                s.rates.sample(&s.metrics);
+            }
+        }
     }
 }

@@ -12,6 +12,8 @@
 //! - [`media`]: stream descriptions, the publisher (camgate's RTP timeline), the fan-out hub.
 //! - [`rtp`]: packetizers and RTCP sender reports, without I/O.
 //! - [`rtsp`]: the recorder-facing RTSP server.
+//! - [`metrics`]: Prometheus families and pre-resolved handles; [`admin`]: `/metrics`, health, JSON API, status page;
+//!   [`status`]: the per-device view they show; [`inspect`]: codec facts from parameter sets.
 //! - [`app`]: the composition root; [`cli`], [`telemetry`], [`summary`]: the binary's pieces.
 //! - [`ratelimit`]: rate limits for log lines that could repeat; [`sys`]: process limits.
 //!
@@ -21,15 +23,19 @@
 #![deny(unsafe_code)]
 #![warn(rust_2018_idioms, clippy::unwrap_used)]
 
+pub mod admin;
 pub mod app;
 pub mod cli;
 pub mod config;
 pub mod devices;
+pub mod inspect;
 pub mod media;
+pub mod metrics;
 pub mod ratelimit;
 pub mod rtp;
 pub mod rtsp;
 pub mod source;
+pub mod status;
 pub mod summary;
 pub mod sys;
 pub mod telemetry;

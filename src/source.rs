@@ -99,13 +99,13 @@ impl StreamSource {
         let on_demand = self.device.pull == Pull::OnDemand;
         loop {
             if on_demand && *demand.borrow() == 0 {
-                hub.set_source_state(SourceState::Idle);
+                self.publisher.set_state(SourceState::Idle);
                 tokio::select! {
                     _ = self.cancel.cancelled() => break,
                     r = demand.wait_for(|d| *d > 0) => if r.is_err() { break },
                 }
             }
-            hub.set_source_state(SourceState::Connecting);
+            self.publisher.set_state(SourceState::Connecting);
             let started = Instant::now();
             let cancel = self.cancel.clone();
             let result = tokio::select! {
@@ -124,7 +124,9 @@ impl StreamSource {
                     warn!(device = %self.device.id, stream = %self.stream.name,
                         reason = e.kind.as_str(), error = %e.message,
                         retry_in_ms = delay.as_millis() as u64, "camera session ended");
-                    hub.set_source_state(SourceState::Backoff {
+                    self.publisher.metrics().reconnect(e.kind.as_str());
+                    hub.set_last_error(e.to_string());
+                    self.publisher.set_state(SourceState::Backoff {
                         error: e.to_string(),
                     });
                     tokio::select! {
@@ -136,7 +138,7 @@ impl StreamSource {
         }
         // Shutdown: end recorder sessions and let retina tear down.
         self.publisher.close();
-        hub.set_source_state(SourceState::Idle);
+        self.publisher.set_state(SourceState::Idle);
         let _ =
             tokio::time::timeout(Duration::from_secs(2), self.session_group.await_teardown()).await;
     }

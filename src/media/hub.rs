@@ -126,6 +126,8 @@ struct Shared {
     source: watch::Sender<SourceState>,
     demand: watch::Sender<usize>,
     subscribers: AtomicUsize,
+    /// The last source error and when it happened (kept after recovery).
+    last_error: Mutex<Option<(String, std::time::SystemTime)>>,
 }
 
 /// Handle to one stream's hub; cheap to clone.
@@ -155,6 +157,7 @@ impl Hub {
             source: watch::Sender::new(SourceState::Idle),
             demand: watch::Sender::new(0),
             subscribers: AtomicUsize::new(0),
+            last_error: Mutex::new(None),
         }))
     }
 
@@ -275,6 +278,21 @@ impl Hub {
         });
     }
 
+    /// Records a source error (shown by the admin API with its time).
+    pub fn set_last_error(&self, message: String) {
+        let mut g = self.0.last_error.lock().unwrap_or_else(|p| p.into_inner());
+        *g = Some((message, std::time::SystemTime::now()));
+    }
+
+    /// The last source error and when it happened.
+    pub fn last_error(&self) -> Option<(String, std::time::SystemTime)> {
+        self.0
+            .last_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     /// Registers interest in the stream (a DESCRIBE in progress or a
     /// session); on-demand sources connect while any is held.
     pub fn demand(&self) -> DemandGuard {
@@ -326,6 +344,12 @@ impl Drop for Subscriber {
 }
 
 impl Subscriber {
+    /// Frames published but not yet consumed (lost if the session ends now).
+    pub fn backlog_frames(&self) -> u64 {
+        let tail = self.hub.lock().tail.seq;
+        tail.saturating_sub(self.cursor.seq)
+    }
+
     /// Frames dropped since the last call (for the drop counter).
     pub fn take_dropped(&mut self) -> u64 {
         std::mem::take(&mut self.dropped)

@@ -10,8 +10,9 @@ use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 
-use super::hub::{FrameKind, Hub, OutFrame};
+use super::hub::{FrameKind, Hub, OutFrame, SourceState};
 use super::{AudioCodec, SourceFrame, StreamInfo, Track, VideoCodec};
+use crate::metrics::StreamMetrics;
 use crate::rtp::{self, TrackSender};
 
 /// Why a frame was not published.
@@ -44,6 +45,7 @@ struct TrackOut {
 /// See the module docs.
 pub struct Publisher {
     hub: Hub,
+    metrics: Arc<StreamMetrics>,
     max_payload: usize,
     cname: String,
     tracks: Vec<TrackOut>,
@@ -53,9 +55,10 @@ pub struct Publisher {
 
 impl Publisher {
     /// `cname` identifies the stream in RTCP (e.g. `camgate/<device>/<stream>`).
-    pub fn new(hub: Hub, max_payload: usize, cname: String) -> Self {
+    pub fn new(hub: Hub, metrics: Arc<StreamMetrics>, max_payload: usize, cname: String) -> Self {
         Publisher {
             hub,
+            metrics,
             max_payload,
             cname,
             tracks: Vec::new(),
@@ -66,6 +69,16 @@ impl Publisher {
 
     pub fn hub(&self) -> &Hub {
         &self.hub
+    }
+
+    pub fn metrics(&self) -> &Arc<StreamMetrics> {
+        &self.metrics
+    }
+
+    /// Sets the source state (for DESCRIBE and status) and `stream_up`.
+    pub fn set_state(&self, s: SourceState) {
+        self.metrics.up.set(i64::from(s == SourceState::Live));
+        self.hub.set_source_state(s);
     }
 
     /// Starts a source session with this description. If it is compatible
@@ -188,6 +201,17 @@ impl Publisher {
             }
         };
         t.last = Some((ts, now));
+        let m = &self.metrics;
+        m.received_bytes.inc_by(f.data.len() as u64);
+        match kind {
+            FrameKind::Key => m.frames_key.inc(),
+            FrameKind::Audio => m.frames_audio.inc(),
+            _ => m.frames_delta.inc(),
+        };
+        let unix = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        m.last_frame.set(unix);
         let bytes = data.len();
         self.hub.publish(OutFrame {
             track: f.track as u8,
@@ -322,7 +346,12 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn waits_for_key_then_continues_across_sessions() {
         let h = hub();
-        let mut p = Publisher::new(h.clone(), 1400, "t".into());
+        let mut p = Publisher::new(
+            h.clone(),
+            crate::metrics::Metrics::new().stream("d", "s"),
+            1400,
+            "t".into(),
+        );
         p.begin_session(info("h264"));
         assert_eq!(p.push(&frame(0, false)), Err(Skip::AwaitingKey));
         p.push(&frame(1000, true)).unwrap();
@@ -353,7 +382,12 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn incompatible_session_ends_recorders() {
         let h = hub();
-        let mut p = Publisher::new(h.clone(), 1400, "t".into());
+        let mut p = Publisher::new(
+            h.clone(),
+            crate::metrics::Metrics::new().stream("d", "s"),
+            1400,
+            "t".into(),
+        );
         p.begin_session(info("h264"));
         p.push(&frame(0, true)).unwrap();
         let mut s = h.subscribe();
@@ -374,7 +408,12 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn malformed_frames_are_skipped() {
         let h = hub();
-        let mut p = Publisher::new(h.clone(), 1400, "t".into());
+        let mut p = Publisher::new(
+            h.clone(),
+            crate::metrics::Metrics::new().stream("d", "s"),
+            1400,
+            "t".into(),
+        );
         p.begin_session(info("h264"));
         let bad = SourceFrame {
             track: 0,

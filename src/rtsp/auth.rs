@@ -15,6 +15,7 @@ use base64::Engine;
 use md5::{Digest, Md5};
 
 use crate::config::{Recorder, Secret, constant_time_eq};
+use crate::metrics::AuthFailure;
 
 /// The realm in challenges.
 pub const REALM: &str = "camgate";
@@ -28,7 +29,7 @@ pub enum Outcome {
     /// No `Authorization` header.
     Missing,
     /// Credentials were given and are wrong (or malformed).
-    Invalid(&'static str),
+    Invalid(AuthFailure),
     /// A Digest response for an expired nonce: the client should retry.
     Stale,
 }
@@ -94,29 +95,29 @@ impl Authenticator {
         } else if scheme.eq_ignore_ascii_case("digest") {
             self.check_digest(method, rest)
         } else {
-            Outcome::Invalid("unsupported scheme")
+            Outcome::Invalid(AuthFailure::Malformed)
         }
     }
 
     fn check_basic(&self, b64: &str) -> Outcome {
         let Ok(raw) = base64::engine::general_purpose::STANDARD.decode(b64) else {
-            return Outcome::Invalid("malformed Basic credentials");
+            return Outcome::Invalid(AuthFailure::Malformed);
         };
         let Ok(text) = String::from_utf8(raw) else {
-            return Outcome::Invalid("malformed Basic credentials");
+            return Outcome::Invalid(AuthFailure::Malformed);
         };
         let Some((user, pass)) = text.split_once(':') else {
-            return Outcome::Invalid("malformed Basic credentials");
+            return Outcome::Invalid(AuthFailure::Malformed);
         };
         match self.by_user.get(user) {
             Some(r) if constant_time_eq(r.password.expose().as_bytes(), pass.as_bytes()) => {
                 Outcome::Ok(r.clone())
             }
-            Some(_) => Outcome::Invalid("wrong password"),
+            Some(_) => Outcome::Invalid(AuthFailure::BadCredentials),
             None => {
                 // Spend the same work on unknown users.
                 let _ = constant_time_eq(pass.as_bytes(), pass.as_bytes());
-                Outcome::Invalid("unknown user")
+                Outcome::Invalid(AuthFailure::UnknownUser)
             }
         }
     }
@@ -131,22 +132,22 @@ impl Authenticator {
         let (Some(user), Some(nonce), Some(uri), Some(response)) =
             (get("username"), get("nonce"), get("uri"), get("response"))
         else {
-            return Outcome::Invalid("incomplete Digest credentials");
+            return Outcome::Invalid(AuthFailure::Malformed);
         };
         if get("realm").is_some_and(|r| r != REALM) {
-            return Outcome::Invalid("wrong realm");
+            return Outcome::Invalid(AuthFailure::Malformed);
         }
         if let Some(alg) = get("algorithm")
             && !alg.eq_ignore_ascii_case("MD5")
         {
-            return Outcome::Invalid("unsupported Digest algorithm");
+            return Outcome::Invalid(AuthFailure::Malformed);
         }
         let fresh = match self.check_nonce(nonce) {
-            Err(()) => return Outcome::Invalid("nonce not issued by camgate"),
+            Err(()) => return Outcome::Invalid(AuthFailure::Malformed),
             Ok(f) => f,
         };
         let Some(r) = self.by_user.get(user) else {
-            return Outcome::Invalid("unknown user");
+            return Outcome::Invalid(AuthFailure::UnknownUser);
         };
         let expected = digest_response(
             user,
@@ -160,7 +161,7 @@ impl Authenticator {
             expected.as_bytes(),
             response.to_ascii_lowercase().as_bytes(),
         ) {
-            return Outcome::Invalid("wrong password");
+            return Outcome::Invalid(AuthFailure::BadCredentials);
         }
         if !fresh {
             return Outcome::Stale;

@@ -26,6 +26,7 @@ use super::{sdp, udp};
 use crate::config::Recorder;
 use crate::devices::{DeviceEntry, StreamEntry};
 use crate::media::hub::FrameKind;
+use crate::metrics::AuthFailure;
 use crate::ratelimit::LogLimiter;
 use crate::rtp::framed_packets;
 
@@ -243,9 +244,10 @@ impl Conn {
             },
             Outcome::Stale => return Err(challenge(true)),
             Outcome::Invalid(why) => {
+                self.server.metrics.auth_failure("rtsp", why);
                 static FAIL: LogLimiter = LogLimiter::new(10);
                 if let Some(suppressed) = FAIL.allow() {
-                    info!(peer = %self.peer, reason = why, suppressed, "recorder authentication failed");
+                    info!(peer = %self.peer, reason = why.as_str(), suppressed, "recorder authentication failed");
                 }
                 let delay = self.server.auth.failure_delay(self.peer.ip());
                 if !delay.is_zero() {
@@ -255,6 +257,9 @@ impl Conn {
             }
         };
         if !recorder.allowed_from(self.peer.ip()) {
+            self.server
+                .metrics
+                .auth_failure("rtsp", AuthFailure::AddressNotAllowed);
             static DENY: LogLimiter = LogLimiter::new(10);
             if let Some(suppressed) = DENY.allow() {
                 info!(peer = %self.peer, recorder = %recorder.name, suppressed,
@@ -284,6 +289,9 @@ impl Conn {
             return Err(Response::new(Status::NotFound));
         };
         if !recorder.devices.contains(dev) {
+            self.server
+                .metrics
+                .auth_failure("rtsp", AuthFailure::DeviceNotAllowed);
             return Err(Response::new(Status::Forbidden));
         }
         Ok((device.clone(), stream.clone(), segs[2..].to_vec()))
@@ -368,6 +376,7 @@ impl Conn {
                     device.config.id.clone(),
                     stream.name.clone(),
                     hub,
+                    stream.metrics.clone(),
                     info,
                     self.base_url(req, device.config.id.as_str(), &stream.name),
                     self.id,
@@ -496,6 +505,9 @@ impl Conn {
             return Err(Response::new(Status::MethodNotValidInThisState));
         }
         let subscriber = s.hub.subscribe();
+        let recorder_metrics = s
+            .metrics
+            .session(&rec.name, if is_tcp { "tcp" } else { "udp" });
         let rtp_info = rtp_info(&s, &tracks, subscriber.peek());
         let stop = CancellationToken::new();
         s.with_state(|st| {
@@ -527,6 +539,7 @@ impl Conn {
                 subscriber,
                 channels,
                 label: rec.name.to_string(),
+                metrics: recorder_metrics,
             };
             return Ok((resp, Some(WriterMsg::Play(Box::new(play)))));
         }
@@ -544,17 +557,18 @@ impl Conn {
         let (written, started) = tokio::sync::oneshot::channel();
         let server = self.server.clone();
         let id = s.id.clone();
-        self.tracker.spawn(udp::play(
+        let play = udp::UdpPlay {
             udp,
-            s,
+            session: s,
             subscriber,
             dest,
             stop,
             started,
-            move |_| {
-                server.sessions.remove(&id);
-            },
-        ));
+            metrics: recorder_metrics,
+        };
+        self.tracker.spawn(udp::play(play, move || {
+            server.sessions.remove(&id);
+        }));
         Ok((resp, Some(WriterMsg::Written(written))))
     }
 

@@ -20,11 +20,13 @@ use super::udp::UdpPair;
 use crate::config::Recorder;
 use crate::config::schema::RtspSection;
 use crate::devices::Registry;
+use crate::metrics::Metrics;
 use crate::ratelimit::LogLimiter;
 
 /// State shared by every connection.
 pub struct Server {
     pub cfg: RtspSection,
+    pub metrics: Metrics,
     pub registry: Arc<Registry>,
     pub auth: Authenticator,
     pub sessions: Sessions,
@@ -49,6 +51,7 @@ pub async fn bind(
     cfg: &RtspSection,
     registry: Arc<Registry>,
     recorders: &[Recorder],
+    metrics: Metrics,
 ) -> std::io::Result<Bound> {
     let listener = TcpListener::bind(cfg.listen).await?;
     let udp = if cfg.udp {
@@ -60,6 +63,7 @@ pub async fn bind(
     Ok(Bound {
         server: Arc::new(Server {
             cfg: cfg.clone(),
+            metrics,
             registry,
             auth: Authenticator::new(recorders),
             sessions: Sessions::default(),

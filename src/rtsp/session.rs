@@ -20,6 +20,7 @@ use super::writer::WriterMsg;
 use crate::config::{DeviceId, Recorder};
 use crate::media::StreamInfo;
 use crate::media::hub::{DemandGuard, Hub};
+use crate::metrics::StreamMetrics;
 
 /// How one track reaches the recorder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +58,7 @@ pub struct Session {
     pub device: DeviceId,
     pub stream: Arc<str>,
     pub hub: Hub,
+    pub metrics: Arc<StreamMetrics>,
     pub info: Arc<StreamInfo>,
     /// `rtsp://host:port/device/stream/`, as the recorder addressed it.
     pub base_url: String,
@@ -77,6 +79,7 @@ impl Session {
         device: DeviceId,
         stream: Arc<str>,
         hub: Hub,
+        metrics: Arc<StreamMetrics>,
         info: Arc<StreamInfo>,
         base_url: String,
         conn_id: u64,
@@ -90,6 +93,7 @@ impl Session {
             device,
             stream,
             hub,
+            metrics,
             info,
             base_url,
             conn_id,
@@ -181,6 +185,11 @@ impl Sessions {
 
     pub fn len(&self) -> usize {
         self.lock().len()
+    }
+
+    /// A snapshot of every session.
+    pub fn list(&self) -> Vec<Arc<Session>> {
+        self.lock().values().cloned().collect()
     }
 
     pub fn is_empty(&self) -> bool {

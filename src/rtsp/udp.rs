@@ -17,6 +17,7 @@ use tracing::{debug, info};
 
 use super::session::Session;
 use crate::media::hub::{Subscriber, SubscriberEnd};
+use crate::metrics::RecorderMetrics;
 use crate::rtp::framed_packets;
 
 /// Bytes of frames gathered per wakeup.
@@ -251,16 +252,31 @@ fn sendmmsg(fd: std::os::fd::RawFd, chunk: &[(&[u8], SocketAddr)]) -> std::io::R
     Ok(results.count())
 }
 
-/// Sends a session's media over UDP until stopped or the stream ends.
-pub async fn play(
-    udp: Arc<UdpPair>,
-    session: Arc<Session>,
-    mut subscriber: Subscriber,
-    dest: Vec<Option<(SocketAddr, SocketAddr)>>,
-    stop: CancellationToken,
-    started: tokio::sync::oneshot::Receiver<()>,
-    on_end: impl FnOnce(SubscriberEnd),
-) {
+/// What a UDP sender task needs.
+pub struct UdpPlay {
+    pub udp: Arc<UdpPair>,
+    pub session: Arc<Session>,
+    pub subscriber: Subscriber,
+    /// Per track: the recorder's (RTP, RTCP) addresses, if set up.
+    pub dest: Vec<Option<(SocketAddr, SocketAddr)>>,
+    pub stop: CancellationToken,
+    /// Fires once the PLAY response is written.
+    pub started: tokio::sync::oneshot::Receiver<()>,
+    pub metrics: RecorderMetrics,
+}
+
+/// Sends a session's media over UDP until stopped or the stream ends;
+/// `on_end` runs when the stream ends or the recorder is dropped as too slow.
+pub async fn play(p: UdpPlay, on_end: impl FnOnce()) {
+    let UdpPlay {
+        udp,
+        session,
+        mut subscriber,
+        dest,
+        stop,
+        started,
+        metrics,
+    } = p;
     // Media must not precede the PLAY response (RFC 2326 §10.5): wait until
     // the writer has sent it.
     tokio::select! {
@@ -276,11 +292,15 @@ pub async fn play(
         };
         if let Err(end) = r {
             info!(session = %session.id, recorder = %session.recorder.name, ?end, "ending UDP session");
-            on_end(end);
+            if end == SubscriberEnd::TooSlow {
+                metrics.dropped_too_slow(subscriber.backlog_frames());
+            }
+            on_end();
             return;
         }
         let dropped = subscriber.take_dropped();
         if dropped > 0 {
+            metrics.dropped_queue_full(dropped);
             debug!(session = %session.id, dropped, "UDP recorder skipped to the latest key frame");
         }
         let mut packets: Vec<(&[u8], SocketAddr)> = Vec::with_capacity(64);
@@ -303,6 +323,7 @@ pub async fn play(
             // Errors (e.g. a full buffer that stays full) are not fatal: the
             // session ends by timeout if the recorder is really gone.
             let _ = send_all(&udp.rtp, chunk).await;
+            metrics.sent(chunk.iter().map(|(p, _)| p.len() as u64).sum());
         }
         drop(packets);
         batch.clear();

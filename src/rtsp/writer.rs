@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
 use crate::media::hub::{FrameKind, Node, Subscriber, SubscriberEnd};
+use crate::metrics::RecorderMetrics;
 use crate::rtp::framed_packets;
 
 /// Linux's limit on iovecs per `writev`.
@@ -50,6 +51,7 @@ pub struct TcpPlay {
     pub subscriber: Subscriber,
     pub channels: ChannelMap,
     pub label: String,
+    pub metrics: RecorderMetrics,
 }
 
 /// What the connection's reader asks the writer to do.
@@ -121,6 +123,9 @@ pub async fn run(
             }
             Event::Batch(Err(end)) => {
                 if let Some(p) = &play {
+                    if end == SubscriberEnd::TooSlow {
+                        p.metrics.dropped_too_slow(p.subscriber.backlog_frames());
+                    }
                     info!(session = %p.session_id, recorder = %p.label, ?end, "ending recorder session");
                 }
                 break;
@@ -129,6 +134,7 @@ pub async fn run(
                 let Some(p) = play.as_mut() else { continue };
                 let dropped = p.subscriber.take_dropped();
                 if dropped > 0 {
+                    p.metrics.dropped_queue_full(dropped);
                     static LAG: crate::ratelimit::LogLimiter =
                         crate::ratelimit::LogLimiter::new(10);
                     if let Some(suppressed) = LAG.allow() {
@@ -149,12 +155,13 @@ pub async fn run(
                 };
                 batch.clear();
                 match r {
-                    Ok(Ok(_)) => {}
+                    Ok(Ok(n)) => p.metrics.sent(n as u64),
                     Ok(Err(e)) => {
                         debug!(recorder = %p.label, error = %e, "write failed");
                         break;
                     }
                     Err(_) => {
+                        p.metrics.dropped_too_slow(p.subscriber.backlog_frames());
                         info!(recorder = %p.label, "recorder stalled: closing its connection");
                         break;
                     }

@@ -146,6 +146,12 @@ pub async fn run_session(
                     }
                     tracks[ti] = Some(Track::Video(codec));
                 }
+                if f.loss() > 0 {
+                    src.publisher
+                        .metrics()
+                        .lost_packets
+                        .inc_by(u64::from(f.loss()));
+                }
                 let key = f.is_random_access_point();
                 let pts = f.timestamp().timestamp();
                 (
@@ -163,6 +169,12 @@ pub async fn run_session(
                 let Some(Some(ti)) = index_of.get(sid).copied() else {
                     continue;
                 };
+                if f.loss() > 0 {
+                    src.publisher
+                        .metrics()
+                        .lost_packets
+                        .inc_by(u64::from(f.loss()));
+                }
                 let pts = f.timestamp().timestamp();
                 (
                     sid,
@@ -194,7 +206,7 @@ pub async fn run_session(
 fn begin(src: &mut StreamSource, tracks: &[Option<Track>]) {
     let tracks = tracks.iter().flatten().cloned().collect();
     src.publisher.begin_session(StreamInfo { tracks });
-    src.publisher.hub().set_source_state(SourceState::Live);
+    src.publisher.set_state(SourceState::Live);
 }
 
 /// Picks the first H.264/H.265 video track and, with `audio = "pass"`, the

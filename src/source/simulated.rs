@@ -37,7 +37,7 @@ pub async fn run_session(
         _ => None,
     };
     publisher.begin_session(StreamInfo { tracks });
-    publisher.hub().set_source_state(SourceState::Live);
+    publisher.set_state(SourceState::Live);
 
     let start = Instant::now();
     let video_step = 1.0 / f64::from(clip.fps);

@@ -24,6 +24,7 @@ pub const NVR_PASS: &str = "nvr-secret";
 pub struct TestApp {
     pub running: Option<Running>,
     pub rtsp: SocketAddr,
+    pub admin: SocketAddr,
     pub dir: tempfile::TempDir,
 }
 
@@ -84,6 +85,7 @@ pub async fn spawn_app(config: &str, env: &[(&str, &str)]) -> TestApp {
     let running = app::start(loaded.config).await.unwrap();
     TestApp {
         rtsp: running.rtsp_addr,
+        admin: running.admin_addr,
         running: Some(running),
         dir,
     }
@@ -482,4 +484,61 @@ pub async fn read_interleaved(s: &mut TcpStream) -> Option<(u8, Vec<u8>)> {
     let mut p = vec![0; usize::from(u16::from_be_bytes([hdr[2], hdr[3]]))];
     s.read_exact(&mut p).await.ok()?;
     Some((hdr[1], p))
+}
+
+/// A minimal HTTP/1.1 client for the admin listener: (status, head, body).
+pub async fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (u16, String, String) {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut raw))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
+    (status, head.to_string(), body)
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = &rest[n + 2..];
+    }
+    out
+}
+
+/// One sample's value from a Prometheus text scrape.
+pub fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
 }

@@ -28,6 +28,7 @@ pub struct ScriptedCamera {
     pub connections: Arc<AtomicUsize>,
     /// Connections open now.
     pub active: Arc<AtomicUsize>,
+    kill: tokio_util::sync::CancellationToken,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -52,11 +53,17 @@ impl Default for Options {
 
 impl Drop for ScriptedCamera {
     fn drop(&mut self) {
-        self.task.abort();
+        self.stop();
     }
 }
 
 impl ScriptedCamera {
+    /// Stops listening and closes every connection, like a camera that died.
+    pub fn stop(&self) {
+        self.task.abort();
+        self.kill.cancel();
+    }
+
     pub async fn start() -> ScriptedCamera {
         Self::start_with(Options::default()).await
     }
@@ -67,6 +74,8 @@ impl ScriptedCamera {
         let connections = Arc::new(AtomicUsize::new(0));
         let active = Arc::new(AtomicUsize::new(0));
         let (c, a) = (connections.clone(), active.clone());
+        let kill = tokio_util::sync::CancellationToken::new();
+        let k = kill.clone();
         let task = tokio::spawn(async move {
             loop {
                 let Ok((s, _)) = listener.accept().await else {
@@ -75,8 +84,12 @@ impl ScriptedCamera {
                 c.fetch_add(1, Ordering::SeqCst);
                 a.fetch_add(1, Ordering::SeqCst);
                 let a = a.clone();
+                let k = k.clone();
                 tokio::spawn(async move {
-                    serve(s, addr, opts).await;
+                    tokio::select! {
+                        _ = serve(s, addr, opts) => {}
+                        _ = k.cancelled() => {}
+                    }
                     a.fetch_sub(1, Ordering::SeqCst);
                 });
             }
@@ -85,6 +98,7 @@ impl ScriptedCamera {
             addr,
             connections,
             active,
+            kill,
             task,
         }
     }

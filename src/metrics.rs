@@ -1,0 +1,504 @@
+//! Prometheus metrics: the registry, every camgate metric family, and the
+//! per-stream and per-session handles the hot paths use.
+//!
+//! Handles are resolved once (per stream when the registry is built, per
+//! recorder session at PLAY), so the per-frame work is an atomic add. Label
+//! values are configured names or small fixed enums: never an address, a
+//! URL or error text. Names are fixed by the issues and documented in the
+//! README's metrics table; the constants below are what tests check.
+//!
+//! Not here: serving `/metrics` (the admin module does).
+
+pub mod process;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, EncodeMetric, MetricEncoder};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+/// Every metric family name camgate exports (counters with `_total`).
+pub const NAMES: &[&str] = &[
+    "camgate_build_info",
+    "camgate_device_info",
+    "camgate_device_removal_deadline_timestamp_seconds",
+    "camgate_stream_up",
+    "camgate_stream_reconnects_total",
+    "camgate_stream_received_bytes_total",
+    "camgate_stream_frames_total",
+    "camgate_stream_last_frame_timestamp_seconds",
+    "camgate_stream_lost_packets_total",
+    "camgate_recorder_sessions",
+    "camgate_recorder_sent_bytes_total",
+    "camgate_recorder_dropped_frames_total",
+    "camgate_auth_failures_total",
+    "camgate_egress_attempts_total",
+    "process_cpu_seconds_total",
+    "process_resident_memory_bytes",
+    "process_virtual_memory_bytes",
+    "process_open_fds",
+    "process_max_fds",
+    "process_start_time_seconds",
+];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VersionLabels {
+    version: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DeviceInfoLabels {
+    pub device: String,
+    pub vendor: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DeviceLabels {
+    pub device: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StreamLabels {
+    pub device: String,
+    pub stream: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReconnectLabels {
+    device: String,
+    stream: String,
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+enum FrameKindLabel {
+    key,
+    delta,
+    audio,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FrameLabels {
+    device: String,
+    stream: String,
+    kind: FrameKindLabel,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SessionLabels {
+    device: String,
+    stream: String,
+    recorder: String,
+    transport: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RecorderLabels {
+    device: String,
+    stream: String,
+    recorder: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DropLabels {
+    device: String,
+    stream: String,
+    recorder: String,
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EgressLabels {
+    pub device: String,
+    pub protocol: &'static str,
+    pub category: &'static str,
+    pub verdict: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AuthLabels {
+    protocol: &'static str,
+    reason: &'static str,
+}
+
+/// Why a recorder's credentials or request were refused (bounded).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthFailure {
+    /// Wrong password, or a Digest response that does not match.
+    BadCredentials,
+    UnknownUser,
+    /// Unparseable credentials, a foreign nonce, an unsupported scheme.
+    Malformed,
+    /// A valid account connecting from outside its `allow_from`.
+    AddressNotAllowed,
+    /// A valid account asking for a device not in its `devices`.
+    DeviceNotAllowed,
+}
+
+impl AuthFailure {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthFailure::BadCredentials => "bad_credentials",
+            AuthFailure::UnknownUser => "unknown_user",
+            AuthFailure::Malformed => "malformed",
+            AuthFailure::AddressNotAllowed => "address_not_allowed",
+            AuthFailure::DeviceNotAllowed => "device_not_allowed",
+        }
+    }
+}
+
+/// Declares a family even while it has no series, so dashboards and alert
+/// rules always find its `# TYPE` (prometheus-client skips empty ones).
+#[derive(Debug, Clone)]
+struct Declared<M>(M);
+
+impl<M: EncodeMetric> EncodeMetric for Declared<M> {
+    fn encode(&self, encoder: MetricEncoder<'_>) -> Result<(), std::fmt::Error> {
+        self.0.encode(encoder)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        self.0.metric_type()
+    }
+
+    fn is_empty(&self) -> bool {
+        false
+    }
+}
+
+/// The metric families. Cheap to clone (each family is shared).
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Arc<Registry>,
+    device_info: Family<DeviceInfoLabels, Gauge>,
+    removal_deadline: Family<DeviceLabels, Gauge>,
+    stream_up: Family<StreamLabels, Gauge>,
+    reconnects: Family<ReconnectLabels, Counter>,
+    received_bytes: Family<StreamLabels, Counter>,
+    frames: Family<FrameLabels, Counter>,
+    last_frame: Family<StreamLabels, Gauge<f64, AtomicU64>>,
+    lost_packets: Family<StreamLabels, Counter>,
+    sessions: Family<SessionLabels, Gauge>,
+    sent_bytes: Family<RecorderLabels, Counter>,
+    dropped: Family<DropLabels, Counter>,
+    auth_failures: Family<AuthLabels, Counter>,
+    /// Outbound attempts by the cameras; counted by the egress trap (a
+    /// later component: declared now so dashboards and alerts are stable,
+    /// empty until it exists).
+    pub egress_attempts: Family<EgressLabels, Counter>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Builds the registry with every family and the process collector.
+    pub fn new() -> Metrics {
+        let mut root = Registry::default();
+        root.register_collector(Box::new(process::ProcessCollector::new()));
+        let r = root.sub_registry_with_prefix("camgate");
+        let build_info = Family::<VersionLabels, Gauge>::default();
+        r.register(
+            "build_info",
+            "camgate build: always 1, with the version as a label",
+            Declared(build_info.clone()),
+        );
+        let device_info = Family::<DeviceInfoLabels, Gauge>::default();
+        r.register(
+            "device_info",
+            "Configured device: always 1, with its vendor",
+            Declared(device_info.clone()),
+        );
+        let removal_deadline = Family::<DeviceLabels, Gauge>::default();
+        r.register(
+            "device_removal_deadline_timestamp_seconds",
+            "Unix time of the device's configured removal deadline (start of that day, UTC)",
+            Declared(removal_deadline.clone()),
+        );
+        let stream_up = Family::<StreamLabels, Gauge>::default();
+        r.register(
+            "stream_up",
+            "1 while the camera stream is live, 0 otherwise",
+            Declared(stream_up.clone()),
+        );
+        let reconnects = Family::<ReconnectLabels, Counter>::default();
+        r.register(
+            "stream_reconnects",
+            "Camera sessions that ended and were retried, by reason",
+            Declared(reconnects.clone()),
+        );
+        let received_bytes = Family::<StreamLabels, Counter>::default();
+        r.register(
+            "stream_received_bytes",
+            "Media bytes received from the camera (depacketized frames)",
+            Declared(received_bytes.clone()),
+        );
+        let frames = Family::<FrameLabels, Counter>::default();
+        r.register(
+            "stream_frames",
+            "Frames received from the camera and relayed, by kind",
+            Declared(frames.clone()),
+        );
+        let last_frame = Family::<StreamLabels, Gauge<f64, AtomicU64>>::default();
+        r.register(
+            "stream_last_frame_timestamp_seconds",
+            "Unix time of the last frame from the camera",
+            Declared(last_frame.clone()),
+        );
+        let lost_packets = Family::<StreamLabels, Counter>::default();
+        r.register(
+            "stream_lost_packets",
+            "RTP packets the camera sent that never arrived (sequence gaps)",
+            Declared(lost_packets.clone()),
+        );
+        let sessions = Family::<SessionLabels, Gauge>::default();
+        r.register(
+            "recorder_sessions",
+            "Recorder sessions playing the stream",
+            Declared(sessions.clone()),
+        );
+        let sent_bytes = Family::<RecorderLabels, Counter>::default();
+        r.register(
+            "recorder_sent_bytes",
+            "Bytes camgate re-emitted to the recorder for this stream",
+            Declared(sent_bytes.clone()),
+        );
+        let dropped = Family::<DropLabels, Counter>::default();
+        r.register("recorder_dropped_frames", "Frames a recorder did not get: queue_full (fell behind, skipped to a key frame), too_slow (disconnected)", Declared(dropped.clone()));
+        let auth_failures = Family::<AuthLabels, Counter>::default();
+        r.register(
+            "auth_failures",
+            "Refused recorder requests, by protocol and reason",
+            Declared(auth_failures.clone()),
+        );
+        let egress_attempts = Family::<EgressLabels, Counter>::default();
+        r.register(
+            "egress_attempts",
+            "Outbound connection attempts by cameras, by protocol, category and verdict",
+            Declared(egress_attempts.clone()),
+        );
+        build_info
+            .get_or_create(&VersionLabels {
+                version: env!("CARGO_PKG_VERSION").to_string(),
+            })
+            .set(1);
+        Metrics {
+            registry: Arc::new(root),
+            device_info,
+            removal_deadline,
+            stream_up,
+            reconnects,
+            received_bytes,
+            frames,
+            last_frame,
+            lost_packets,
+            sessions,
+            sent_bytes,
+            dropped,
+            auth_failures,
+            egress_attempts,
+        }
+    }
+
+    /// The scrape: OpenMetrics text, or Prometheus text 0.0.4.
+    pub fn encode(&self, openmetrics: bool) -> String {
+        let mut s = String::with_capacity(64 << 10);
+        // Writing to a String cannot fail.
+        let _ = if openmetrics {
+            prometheus_client::encoding::text::encode(&mut s, &self.registry)
+        } else {
+            prometheus_client::encoding::prometheus_text::encode(&mut s, &self.registry)
+        };
+        s
+    }
+
+    /// Records a configured device.
+    pub fn device(&self, device: &str, vendor: &str, removal_deadline_unix: Option<i64>) {
+        self.device_info
+            .get_or_create(&DeviceInfoLabels {
+                device: device.into(),
+                vendor: vendor.into(),
+            })
+            .set(1);
+        if let Some(t) = removal_deadline_unix {
+            self.removal_deadline
+                .get_or_create(&DeviceLabels {
+                    device: device.into(),
+                })
+                .set(t);
+        }
+    }
+
+    /// Resolves the handles of one stream.
+    pub fn stream(&self, device: &str, stream: &str) -> Arc<StreamMetrics> {
+        let l = StreamLabels {
+            device: device.into(),
+            stream: stream.into(),
+        };
+        let frames = |kind| {
+            self.frames.get_or_create_owned(&FrameLabels {
+                device: device.into(),
+                stream: stream.into(),
+                kind,
+            })
+        };
+        Arc::new(StreamMetrics {
+            metrics: self.clone(),
+            labels: l.clone(),
+            up: self.stream_up.get_or_create_owned(&l),
+            received_bytes: self.received_bytes.get_or_create_owned(&l),
+            frames_key: frames(FrameKindLabel::key),
+            frames_delta: frames(FrameKindLabel::delta),
+            frames_audio: frames(FrameKindLabel::audio),
+            last_frame: self.last_frame.get_or_create_owned(&l),
+            lost_packets: self.lost_packets.get_or_create_owned(&l),
+            sent_bytes: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+        })
+    }
+
+    /// Counts a refused recorder request.
+    pub fn auth_failure(&self, protocol: &'static str, reason: AuthFailure) {
+        self.auth_failures
+            .get_or_create(&AuthLabels {
+                protocol,
+                reason: reason.as_str(),
+            })
+            .inc();
+    }
+
+    /// The registry (for tests that inspect it).
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+}
+
+/// One stream's pre-resolved handles.
+#[derive(Debug)]
+pub struct StreamMetrics {
+    metrics: Metrics,
+    labels: StreamLabels,
+    pub up: Gauge,
+    pub received_bytes: Counter,
+    pub frames_key: Counter,
+    pub frames_delta: Counter,
+    pub frames_audio: Counter,
+    pub last_frame: Gauge<f64, AtomicU64>,
+    pub lost_packets: Counter,
+    /// Bytes sent to all recorders of the stream (for bitrate out; the
+    /// exported counters are per recorder).
+    sent_bytes: AtomicU64,
+    /// Frames dropped for all recorders of the stream (for the status page).
+    dropped: AtomicU64,
+}
+
+impl StreamMetrics {
+    /// Counts a camera session that ended, by bounded reason.
+    pub fn reconnect(&self, reason: &'static str) {
+        self.metrics
+            .reconnects
+            .get_or_create(&ReconnectLabels {
+                device: self.labels.device.clone(),
+                stream: self.labels.stream.clone(),
+                reason,
+            })
+            .inc();
+    }
+
+    /// Total bytes sent to this stream's recorders.
+    pub fn sent_bytes(&self) -> u64 {
+        self.sent_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Total frames dropped for this stream's recorders.
+    pub fn dropped_frames(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Resolves a recorder session's handles and counts it as playing
+    /// until the returned value is dropped.
+    pub fn session(self: &Arc<Self>, recorder: &str, transport: &'static str) -> RecorderMetrics {
+        let m = &self.metrics;
+        let rl = RecorderLabels {
+            device: self.labels.device.clone(),
+            stream: self.labels.stream.clone(),
+            recorder: recorder.into(),
+        };
+        let drop_counter = |reason| {
+            m.dropped.get_or_create_owned(&DropLabels {
+                device: rl.device.clone(),
+                stream: rl.stream.clone(),
+                recorder: rl.recorder.clone(),
+                reason,
+            })
+        };
+        let sessions = m.sessions.get_or_create_owned(&SessionLabels {
+            device: rl.device.clone(),
+            stream: rl.stream.clone(),
+            recorder: rl.recorder.clone(),
+            transport,
+        });
+        sessions.inc();
+        RecorderMetrics {
+            stream: self.clone(),
+            sessions,
+            sent_bytes: m.sent_bytes.get_or_create_owned(&rl),
+            dropped_queue_full: drop_counter("queue_full"),
+            dropped_too_slow: drop_counter("too_slow"),
+        }
+    }
+}
+
+/// A playing recorder session's handles; decrements the session gauge when
+/// dropped.
+#[derive(Debug)]
+pub struct RecorderMetrics {
+    stream: Arc<StreamMetrics>,
+    sessions: Gauge,
+    sent_bytes: Counter,
+    dropped_queue_full: Counter,
+    dropped_too_slow: Counter,
+}
+
+impl RecorderMetrics {
+    /// Counts bytes written to the recorder.
+    pub fn sent(&self, bytes: u64) {
+        self.sent_bytes.inc_by(bytes);
+        self.stream.sent_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Counts frames skipped because the recorder fell behind.
+    pub fn dropped_queue_full(&self, frames: u64) {
+        self.dropped_queue_full.inc_by(frames);
+        self.stream.dropped.fetch_add(frames, Ordering::Relaxed);
+    }
+
+    /// Counts the frames a too-slow recorder lost when it was disconnected.
+    pub fn dropped_too_slow(&self, frames: u64) {
+        self.dropped_too_slow.inc_by(frames);
+        self.stream.dropped.fetch_add(frames, Ordering::Relaxed);
+    }
+}
+
+impl Drop for RecorderMetrics {
+    fn drop(&mut self) {
+        self.sessions.dec();
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,222 @@
+//! A point-in-time view of every device for the admin API, the status page
+//! and the inventory: state, codec facts, rates, recorders, drops, last
+//! error and removal deadline. Never a credential.
+
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+use crate::config::DeviceSource;
+use crate::devices::{DeviceEntry, Registry, StreamEntry};
+use crate::inspect::facts::{self, TrackFacts};
+use crate::media::hub::SourceState;
+use crate::rtsp::session::Sessions;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RecorderStatus {
+    pub name: String,
+    pub transport: &'static str,
+    pub session: String,
+    pub playing: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ErrorStatus {
+    pub message: String,
+    /// RFC 3339, UTC.
+    pub at: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StreamStatus {
+    pub name: String,
+    /// idle | connecting | live | backoff
+    pub state: &'static str,
+    pub up: bool,
+    pub tracks: Vec<TrackFacts>,
+    pub fps: f64,
+    pub bitrate_in_bps: u64,
+    pub bitrate_out_bps: u64,
+    pub recorders: Vec<RecorderStatus>,
+    pub dropped_frames: u64,
+    pub lost_packets: u64,
+    pub last_frame_at: Option<String>,
+    pub last_error: Option<ErrorStatus>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DeviceStatus {
+    pub id: String,
+    pub vendor: &'static str,
+    /// camera | simulated
+    pub kind: &'static str,
+    pub host: Option<String>,
+    pub pull: &'static str,
+    pub audio: &'static str,
+    pub removal_deadline: Option<String>,
+    pub days_until_removal: Option<i64>,
+    /// Every stream live.
+    pub up: bool,
+    pub streams: Vec<StreamStatus>,
+    /// Blocked egress attempts by category (the egress trap fills this in).
+    pub blocked_attempts: std::collections::BTreeMap<String, u64>,
+}
+
+impl DeviceStatus {
+    pub fn bitrate_in_bps(&self) -> u64 {
+        self.streams.iter().map(|s| s.bitrate_in_bps).sum()
+    }
+
+    pub fn bitrate_out_bps(&self) -> u64 {
+        self.streams.iter().map(|s| s.bitrate_out_bps).sum()
+    }
+
+    pub fn recorders(&self) -> usize {
+        self.streams
+            .iter()
+            .map(|s| s.recorders.iter().filter(|r| r.playing).count())
+            .sum()
+    }
+
+    pub fn dropped_frames(&self) -> u64 {
+        self.streams.iter().map(|s| s.dropped_frames).sum()
+    }
+
+    pub fn blocked(&self) -> u64 {
+        self.blocked_attempts.values().sum()
+    }
+
+    /// Bigger is worse: down streams, errors, drops, deadlines.
+    pub fn severity(&self) -> u32 {
+        let mut s = 0;
+        if !self.up {
+            s += 1000;
+        }
+        if self.streams.iter().any(|x| x.last_error.is_some()) {
+            s += 10;
+        }
+        if self.dropped_frames() > 0 {
+            s += 50;
+        }
+        if self.blocked() > 0 {
+            s += 100;
+        }
+        match self.days_until_removal {
+            Some(d) if d < 0 => s += 500,
+            Some(d) if d <= 30 => s += 200,
+            _ => {}
+        }
+        s
+    }
+}
+
+/// Today's date in UTC.
+pub fn today() -> jiff::civil::Date {
+    jiff::Timestamp::now()
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .date()
+}
+
+fn rfc3339(t: SystemTime) -> String {
+    jiff::Timestamp::try_from(t)
+        .map(|ts| {
+            ts.round(jiff::Unit::Second)
+                .map(|r| r.to_string())
+                .unwrap_or_default()
+        })
+        .unwrap_or_default()
+}
+
+fn stream(d: &DeviceEntry, s: &StreamEntry, sessions: &Sessions) -> StreamStatus {
+    let state = s.hub.source_state();
+    let tracks = s
+        .hub
+        .info()
+        .map(|i| i.tracks.iter().map(facts::track).collect())
+        .unwrap_or_default();
+    let recorders = sessions
+        .list()
+        .into_iter()
+        .filter(|x| x.device == d.config.id && x.stream == s.name)
+        .map(|x| RecorderStatus {
+            name: x.recorder.name.to_string(),
+            transport: if x.is_udp() { "udp" } else { "tcp" },
+            session: x.id.clone(),
+            playing: x.with_state(|st| st.playing.is_some()),
+        })
+        .collect();
+    let last = s.metrics.last_frame.get();
+    StreamStatus {
+        name: s.name.to_string(),
+        state: match state {
+            SourceState::Idle => "idle",
+            SourceState::Connecting => "connecting",
+            SourceState::Live => "live",
+            SourceState::Backoff { .. } => "backoff",
+        },
+        up: state == SourceState::Live,
+        tracks,
+        fps: s.rates.fps(),
+        bitrate_in_bps: s.rates.in_bps(),
+        bitrate_out_bps: s.rates.out_bps(),
+        recorders,
+        dropped_frames: s.metrics.dropped_frames(),
+        lost_packets: s.metrics.lost_packets.get(),
+        last_frame_at: (last > 0.0)
+            .then(|| rfc3339(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs_f64(last))),
+        last_error: s.hub.last_error().map(|(message, at)| ErrorStatus {
+            message,
+            at: rfc3339(at),
+        }),
+    }
+}
+
+/// The status of one device.
+pub fn device(d: &DeviceEntry, sessions: &Sessions) -> DeviceStatus {
+    let c = &d.config;
+    let streams: Vec<_> = d.streams.iter().map(|s| stream(d, s, sessions)).collect();
+    let today = today();
+    DeviceStatus {
+        id: c.id.to_string(),
+        vendor: c.vendor.as_str(),
+        kind: match c.source {
+            DeviceSource::Simulated { .. } => "simulated",
+            DeviceSource::Camera(_) => "camera",
+        },
+        host: match &c.source {
+            DeviceSource::Camera(cam) => Some(cam.host.to_string()),
+            DeviceSource::Simulated { .. } => None,
+        },
+        pull: match c.pull {
+            crate::config::Pull::Always => "always",
+            crate::config::Pull::OnDemand => "on-demand",
+        },
+        audio: match c.audio {
+            crate::config::AudioPolicy::Strip => "strip",
+            crate::config::AudioPolicy::Pass => "pass",
+        },
+        removal_deadline: c.removal_deadline.map(|d| d.to_string()),
+        days_until_removal: c
+            .removal_deadline
+            .and_then(|d| today.until(d).ok())
+            .map(|span| i64::from(span.get_days())),
+        up: !streams.is_empty() && streams.iter().all(|s| s.up),
+        streams,
+        blocked_attempts: Default::default(),
+    }
+}
+
+/// Every device, problems first, then by id.
+pub fn all(registry: &Registry, sessions: &Sessions) -> Vec<DeviceStatus> {
+    let mut v: Vec<_> = registry
+        .devices()
+        .iter()
+        .map(|d| device(d, sessions))
+        .collect();
+    v.sort_by(|a, b| {
+        b.severity()
+            .cmp(&a.severity())
+            .then_with(|| a.id.cmp(&b.id))
+    });
+    v
+}
