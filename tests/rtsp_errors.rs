@@ -311,14 +311,7 @@ async fn session_lifecycle_over_raw_rtsp() {
         r.contains("Transport: RTP/AVP/TCP;unicast;interleaved=4-5"),
         "{r}"
     );
-    let session = r
-        .lines()
-        .find_map(|l| l.strip_prefix("Session: "))
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
+    let session = session_header(&r);
     assert!(r.contains(";timeout=60"));
     // Unsupported transport.
     let r = send(format!(

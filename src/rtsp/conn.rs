@@ -346,15 +346,8 @@ impl Conn {
         let requested = transport::choose(th, self.server.udp.is_some())
             .map_err(|_| Response::new(Status::UnsupportedTransport))?;
         let session = match req.session_id() {
-            Some(id) => {
-                let s = self
-                    .server
-                    .sessions
-                    .get(id)
-                    .ok_or_else(|| Response::new(Status::SessionNotFound))?;
-                if s.recorder.name != rec.name {
-                    return Err(Response::new(Status::SessionNotFound));
-                }
+            Some(_) => {
+                let s = self.session_of(req, rec)?;
                 if s.device != device.config.id || s.stream != stream.name {
                     return Err(Response::new(Status::AggregateOperationNotAllowed));
                 }

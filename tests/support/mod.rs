@@ -458,14 +458,7 @@ pub async fn raw_play(
         s.write_all(req.as_bytes()).await.unwrap();
         let head = read_response(&mut s).await.unwrap();
         assert!(head.starts_with("RTSP/1.0 200"), "{head}");
-        session = head
-            .lines()
-            .find_map(|l| l.strip_prefix("Session: "))
-            .unwrap()
-            .split(';')
-            .next()
-            .unwrap()
-            .to_string();
+        session = session_header(&head);
     }
     let req = format!(
         "PLAY {base} RTSP/1.0\r\nCSeq: 9\r\nAuthorization: Basic {auth}\r\nSession: {session}\r\n\r\n"
@@ -474,6 +467,16 @@ pub async fn raw_play(
     let head = read_response(&mut s).await.unwrap();
     assert!(head.starts_with("RTSP/1.0 200"), "{head}");
     s
+}
+
+/// The session id in a response head's `Session` header.
+pub fn session_header(head: &str) -> String {
+    head.lines()
+        .find_map(|l| l.strip_prefix("Session: "))
+        .and_then(|v| v.split(';').next())
+        .unwrap_or("")
+        .trim()
+        .to_string()
 }
 
 /// Reads one interleaved frame: (channel, packet).
