@@ -111,6 +111,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
                 publisher,
                 cancel: cancel.child_token(),
                 session_group: group.clone(),
+                warned_tracks: false,
             };
             let span = info_span!("source", device = %device.config.id, stream = %stream.name);
             tracker.spawn(source.run().instrument(span));

@@ -84,6 +84,8 @@ pub struct StreamSource {
     pub cancel: CancellationToken,
     /// Shared by a camera's streams, so stale sessions are awaited (retina).
     pub session_group: Arc<retina::client::SessionGroup>,
+    /// Left-out tracks were already warned about.
+    pub warned_tracks: bool,
 }
 
 impl StreamSource {

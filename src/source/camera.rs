@@ -67,7 +67,10 @@ pub async fn run_session(
         src.device.audio,
         &src.device.id.to_string(),
         &src.stream.name,
+        !src.warned_tracks,
     );
+    // Warn about left-out tracks once per stream, not at every reconnect.
+    src.warned_tracks = true;
     if !chosen
         .iter()
         .any(|c| matches!(c.track, None | Some(Track::Video(_))))
@@ -211,13 +214,35 @@ fn begin(src: &mut StreamSource, tracks: &[Option<Track>]) {
 
 /// Picks the first H.264/H.265 video track and, with `audio = "pass"`, the
 /// first AAC or G.711 audio track. Everything else is left out, with a
-/// warning naming it.
+/// warning naming it (`warn`; a debug line on later reconnects).
 fn choose_tracks(
     session: &Session<retina::client::Described>,
     audio: AudioPolicy,
     device: &str,
     stream: &str,
+    warn: bool,
 ) -> Vec<Chosen> {
+    let left_out = |i: usize, media: &str, enc: &str, why: &str| {
+        if warn {
+            warn!(
+                device,
+                stream,
+                track = i,
+                media,
+                encoding = enc,
+                "leaving out track: {why}"
+            );
+        } else {
+            debug!(
+                device,
+                stream,
+                track = i,
+                media,
+                encoding = enc,
+                "leaving out track: {why}"
+            );
+        }
+    };
     let mut out: Vec<Chosen> = Vec::new();
     let mut have_video = false;
     let mut have_audio = false;
@@ -254,21 +279,13 @@ fn choose_tracks(
                         track: Some(Track::Audio(a)),
                     });
                 }
-                None => warn!(
-                    device,
-                    stream,
-                    track = i,
-                    encoding = enc,
-                    "leaving out audio track: parameters unusable"
-                ),
+                None => left_out(i, media, enc, "audio parameters unusable"),
             },
-            _ => warn!(
-                device,
-                stream,
-                track = i,
+            _ => left_out(
+                i,
                 media,
-                encoding = enc,
-                "leaving out track: codec not relayed (video H.264/H.265, audio AAC/G.711)"
+                enc,
+                "codec not relayed (video H.264/H.265, audio AAC/G.711)",
             ),
         }
     }

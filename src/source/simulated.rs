@@ -85,8 +85,11 @@ pub async fn run_session(
             f
         };
         if let Err(skip) = publisher.push(&frame) {
-            // The bundled clip is well-formed; this would be a bug.
-            warn!(?skip, "simulated camera frame not published");
+            // A malformed clip (given with `clip`) would repeat every loop.
+            static SKIP: crate::ratelimit::LogLimiter = crate::ratelimit::LogLimiter::new(10);
+            if let Some(suppressed) = SKIP.allow() {
+                warn!(?skip, suppressed, "simulated camera frame not published");
+            }
         }
     }
 }
