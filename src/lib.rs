@@ -12,6 +12,7 @@
 //! - [`media`]: stream descriptions, the publisher (camgate's RTP timeline), the fan-out hub.
 //! - [`rtp`]: packetizers and RTCP sender reports, without I/O.
 //! - [`rtsp`]: the recorder-facing RTSP server.
+//! - [`http`]: the camera HTTP API proxy and its policy.
 //! - [`metrics`]: Prometheus families and pre-resolved handles; [`admin`]: `/metrics`, health, JSON API, status page;
 //!   [`status`]: the per-device view they show; [`inspect`]: codec facts from parameter sets.
 //! - [`app`]: the composition root; [`cli`], [`telemetry`], [`summary`]: the binary's pieces.
@@ -28,6 +29,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod devices;
+pub mod http;
 pub mod inspect;
 pub mod media;
 pub mod metrics;

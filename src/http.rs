@@ -1,0 +1,8 @@
+//! The camera HTTP API proxy: ISAPI, Dahua CGI/RPC2 and ONVIF for recorders,
+//! under an allow/deny policy, with camgate holding the cameras' credentials.
+//!
+//! Pure parts: [`normalize`] (canonical request targets) and [`policy`]
+//! (rules and verdicts).
+
+pub mod normalize;
+pub mod policy;
