@@ -6,3 +6,5 @@
 
 pub mod normalize;
 pub mod policy;
+pub mod rpc;
+pub mod soap;
