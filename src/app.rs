@@ -13,9 +13,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::net::TcpListener;
 
+use std::collections::HashMap;
+
 use crate::admin::{self, AdminState};
+use crate::auth::Authenticator;
 use crate::config::{Config, DeviceSource};
 use crate::devices::Registry;
+use crate::http::{
+    self,
+    proxy::{DeviceApi, Mode, Proxy},
+};
 use crate::media::publisher::Publisher;
 use crate::metrics::Metrics;
 use crate::rtsp;
@@ -31,6 +38,14 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot bind the camera API listener on {addr}: {source}")]
+    BindHttp {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid TLS files: {0}")]
+    Tls(String),
     #[error("cannot bind the admin listener on {addr}: {source}")]
     BindAdmin {
         addr: SocketAddr,
@@ -42,6 +57,8 @@ pub enum StartError {
 /// A running gateway.
 pub struct Running {
     pub rtsp_addr: SocketAddr,
+    /// The camera API listeners: path-based first (if any), then fronts.
+    pub http_addrs: Vec<SocketAddr>,
     pub admin_addr: SocketAddr,
     pub metrics: Metrics,
     pub udp_ports: Option<(u16, u16)>,
@@ -69,10 +86,11 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             source,
         })?;
     let admin_addr = admin_listener.local_addr().unwrap_or(config.admin.listen);
+    let auth = Arc::new(Authenticator::new(&config.recorders));
     let bound = rtsp::server::bind(
         &config.rtsp,
         registry.clone(),
-        &config.recorders,
+        auth.clone(),
         metrics.clone(),
     )
     .await
@@ -124,6 +142,16 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     }
 
     tracker.spawn(bound.run(cancel.child_token(), tracker.clone()));
+    let http_addrs = start_http(
+        &config,
+        &registry,
+        auth,
+        &metrics,
+        rtsp_addr.port(),
+        &cancel,
+        &tracker,
+    )
+    .await?;
 
     let admin = Arc::new(AdminState {
         registry: registry.clone(),
@@ -153,6 +181,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     info!(rtsp = %rtsp_addr, admin = %admin_addr, ?udp_ports, "camgate running");
     Ok(Running {
         rtsp_addr,
+        http_addrs,
         admin_addr,
         metrics,
         admin,
@@ -188,4 +217,109 @@ impl Running {
     pub fn cancel_token(&self) -> CancellationToken {
         self.cancel.clone()
     }
+}
+
+/// Binds and starts the camera API proxy's listeners (when a policy was
+/// loaded: an `[http]` listener or a device front is configured).
+async fn start_http(
+    config: &Config,
+    registry: &Registry,
+    auth: Arc<Authenticator>,
+    metrics: &Metrics,
+    rtsp_port: u16,
+    cancel: &CancellationToken,
+    tracker: &TaskTracker,
+) -> Result<Vec<SocketAddr>, StartError> {
+    let Some(policy) = config.policy.clone() else {
+        return Ok(Vec::new());
+    };
+    let timeout = Duration::from_secs(config.http.timeout_secs);
+    let devices: HashMap<String, Arc<DeviceApi>> = registry
+        .devices()
+        .iter()
+        .map(|d| {
+            (
+                d.config.id.to_string(),
+                Arc::new(DeviceApi::new(d.config.clone(), timeout, tracker.clone())),
+            )
+        })
+        .collect();
+    let proxy = Arc::new(Proxy {
+        policy,
+        auth,
+        metrics: metrics.clone(),
+        cfg: config.http.clone(),
+        devices: devices.clone(),
+    });
+    let tls = match (&config.http.tls_cert, &config.http.tls_key) {
+        (Some(c), Some(k)) => {
+            let base = crate::config::validate::base_dir_of(&config.file);
+            let cfg =
+                crate::tls::server_config(&base.join(c), &base.join(k)).map_err(StartError::Tls)?;
+            Some(tokio_rustls::TlsAcceptor::from(cfg))
+        }
+        _ => None,
+    };
+    let mut addrs = Vec::new();
+    let bind = |addr: SocketAddr| async move {
+        TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::BindHttp { addr, source })
+    };
+    if let Some(addr) = config.http.listen {
+        let l = bind(addr).await?;
+        addrs.push(l.local_addr().unwrap_or(addr));
+        tracker.spawn(http::server::serve(
+            l,
+            proxy.clone(),
+            Mode::PathBased { rtsp_port },
+            None,
+            cancel.child_token(),
+            tracker.clone(),
+        ));
+    }
+    for d in registry.devices() {
+        let Some(front) = d.config.front else {
+            continue;
+        };
+        let api = devices[d.config.id.as_str()].clone();
+        let l = bind(SocketAddr::new(front, config.fronts.http_port)).await?;
+        addrs.push(
+            l.local_addr()
+                .unwrap_or(SocketAddr::new(front, config.fronts.http_port)),
+        );
+        let mode = Mode::Front {
+            device: api.clone(),
+            rtsp_port: config.fronts.rtsp_port,
+            https: false,
+        };
+        tracker.spawn(http::server::serve(
+            l,
+            proxy.clone(),
+            mode,
+            None,
+            cancel.child_token(),
+            tracker.clone(),
+        ));
+        if let Some(acceptor) = &tls {
+            let addr = SocketAddr::new(front, config.fronts.https_port);
+            let l = bind(addr).await?;
+            addrs.push(l.local_addr().unwrap_or(addr));
+            let mode = Mode::Front {
+                device: api,
+                rtsp_port: config.fronts.rtsp_port,
+                https: true,
+            };
+            tracker.spawn(http::server::serve(
+                l,
+                proxy.clone(),
+                mode,
+                Some(acceptor.clone()),
+                cancel.child_token(),
+                tracker.clone(),
+            ));
+        }
+    }
+    info!(listeners = ?addrs, rules = proxy.policy.len(), "camera API proxy running");
+    Ok(addrs)
 }

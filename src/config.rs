@@ -23,7 +23,10 @@ use serde::de::DeserializeOwned;
 pub use secret::{Secret, constant_time_eq};
 pub use validate::is_label_safe;
 
-use schema::{AdminSection, CameraSection, DeviceEntry, RecorderEntry, RtspSection};
+use schema::{
+    AdminSection, CameraSection, DeviceEntry, FrontsSection, HttpSection, RecorderEntry,
+    RtspSection,
+};
 
 /// The environment prefix for overrides: `CAMGATE__RTSP__LISTEN=...`.
 pub const ENV_PREFIX: &str = "CAMGATE";
@@ -187,13 +190,24 @@ pub struct StreamConfig {
     pub path: String,
 }
 
+/// How camgate reaches a camera's HTTP API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CameraHttp {
+    pub port: u16,
+    pub https: bool,
+    /// SHA-256 of the camera certificate (DER) that HTTPS must present.
+    pub fingerprint: Option<[u8; 32]>,
+}
+
 /// A validated `[[device]]`.
 #[derive(Debug, Clone)]
 pub struct Device {
     pub id: DeviceId,
     pub vendor: Vendor,
     pub source: DeviceSource,
-    pub http_port: u16,
+    pub http: CameraHttp,
+    /// The address this device is presented at, if any.
+    pub front: Option<IpAddr>,
     pub pull: Pull,
     pub audio: AudioPolicy,
     pub removal_deadline: Option<jiff::civil::Date>,
@@ -252,6 +266,11 @@ pub struct Config {
     pub rtsp: RtspSection,
     pub camera: CameraSection,
     pub admin: AdminSection,
+    pub http: HttpSection,
+    pub fronts: FrontsSection,
+    /// The HTTP policy, loaded when the HTTP proxy is used (an `[http]`
+    /// listener or any device front).
+    pub policy: Option<Arc<crate::http::policy::Policy>>,
     pub recorders: Vec<Recorder>,
     pub devices: Vec<Device>,
 }
@@ -336,6 +355,8 @@ pub fn load_with_env(
     let rtsp: Option<RtspSection> = section(&mut checker, "rtsp", root.remove("rtsp"));
     let camera: Option<CameraSection> = section(&mut checker, "camera", root.remove("camera"));
     let admin: Option<AdminSection> = section(&mut checker, "admin", root.remove("admin"));
+    let http: Option<HttpSection> = section(&mut checker, "http", root.remove("http"));
+    let fronts: Option<FrontsSection> = section(&mut checker, "fronts", root.remove("fronts"));
     let recorder_entries: Vec<Option<RecorderEntry>> =
         array(&mut checker, "recorder", root.remove("recorder"));
     let device_entries: Vec<Option<DeviceEntry>> =
@@ -345,7 +366,7 @@ pub fn load_with_env(
     for key in unknown {
         checker.problem(
             key,
-            "unknown key (known sections: rtsp, camera, admin, [[recorder]], [[device]])",
+            "unknown key (known sections: rtsp, camera, admin, http, fronts, [[recorder]], [[device]])",
         );
     }
 
@@ -364,15 +385,21 @@ pub fn load_with_env(
         checker.warn("device", "no [[device]] configured: nothing to serve");
     }
 
-    let config = match (rtsp, camera, admin) {
-        (Some(rtsp), Some(camera), Some(admin)) => Some(Config {
-            file: file.to_path_buf(),
-            rtsp,
-            camera,
-            admin,
-            recorders,
-            devices,
-        }),
+    let config = match (rtsp, camera, admin, http, fronts) {
+        (Some(rtsp), Some(camera), Some(admin), Some(http), Some(fronts)) => {
+            let policy = checker.http(&http, &devices);
+            Some(Config {
+                file: file.to_path_buf(),
+                rtsp,
+                camera,
+                admin,
+                http,
+                fronts,
+                policy,
+                recorders,
+                devices,
+            })
+        }
         _ => None,
     };
     if let Some(c) = &config {

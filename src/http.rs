@@ -6,5 +6,9 @@
 
 pub mod normalize;
 pub mod policy;
+pub mod proxy;
+pub mod rewrite;
 pub mod rpc;
+pub mod server;
 pub mod soap;
+pub mod upstream;

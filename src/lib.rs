@@ -16,6 +16,7 @@
 //! - [`metrics`]: Prometheus families and pre-resolved handles; [`admin`]: `/metrics`, health, JSON API, status page;
 //!   [`status`]: the per-device view they show; [`inspect`]: codec facts from parameter sets.
 //! - [`app`]: the composition root; [`cli`], [`telemetry`], [`summary`]: the binary's pieces.
+//! - [`auth`]: recorder authentication (Basic, Digest, WS-Security) for RTSP and HTTP.
 //! - [`ratelimit`]: rate limits for log lines that could repeat; [`sys`]: process limits.
 //!
 //! Non-goals: recording, transcoding, RTSP 2.0, multicast, and any path by
@@ -26,6 +27,7 @@
 
 pub mod admin;
 pub mod app;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod devices;
@@ -41,3 +43,4 @@ pub mod status;
 pub mod summary;
 pub mod sys;
 pub mod telemetry;
+pub mod tls;

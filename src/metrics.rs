@@ -37,6 +37,9 @@ pub const NAMES: &[&str] = &[
     "camgate_recorder_dropped_frames_total",
     "camgate_auth_failures_total",
     "camgate_egress_attempts_total",
+    "camgate_http_requests_total",
+    "camgate_http_response_bytes_total",
+    "camgate_http_upstream_errors_total",
     "process_cpu_seconds_total",
     "process_resident_memory_bytes",
     "process_virtual_memory_bytes",
@@ -121,6 +124,19 @@ pub struct EgressLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HttpLabels {
+    device: String,
+    verdict: &'static str,
+    rule: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct UpstreamErrorLabels {
+    device: String,
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct AuthLabels {
     protocol: &'static str,
     reason: &'static str,
@@ -191,6 +207,9 @@ pub struct Metrics {
     /// later component: declared now so dashboards and alerts are stable,
     /// empty until it exists).
     pub egress_attempts: Family<EgressLabels, Counter>,
+    http_requests: Family<HttpLabels, Counter>,
+    http_response_bytes: Family<DeviceLabels, Counter>,
+    http_upstream_errors: Family<UpstreamErrorLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -291,6 +310,24 @@ impl Metrics {
             "Outbound connection attempts by cameras, by protocol, category and verdict",
             Declared(egress_attempts.clone()),
         );
+        let http_requests = Family::<HttpLabels, Counter>::default();
+        r.register(
+            "http_requests",
+            "Camera API requests by verdict and the policy rule that decided (or why none could)",
+            Declared(http_requests.clone()),
+        );
+        let http_response_bytes = Family::<DeviceLabels, Counter>::default();
+        r.register(
+            "http_response_bytes",
+            "Camera API response bytes sent to recorders",
+            Declared(http_response_bytes.clone()),
+        );
+        let http_upstream_errors = Family::<UpstreamErrorLabels, Counter>::default();
+        r.register(
+            "http_upstream_errors",
+            "Camera API requests the camera could not answer: connect, timeout, tls, protocol, auth, stream",
+            Declared(http_upstream_errors.clone()),
+        );
         build_info
             .get_or_create(&VersionLabels {
                 version: env!("CARGO_PKG_VERSION").to_string(),
@@ -311,6 +348,9 @@ impl Metrics {
             dropped,
             auth_failures,
             egress_attempts,
+            http_requests,
+            http_response_bytes,
+            http_upstream_errors,
         }
     }
 
@@ -377,6 +417,35 @@ impl Metrics {
             .get_or_create(&AuthLabels {
                 protocol,
                 reason: reason.as_str(),
+            })
+            .inc();
+    }
+
+    /// Counts a camera API request. `device` is a configured id or
+    /// `unknown`; `rule` a policy rule id or a fixed reason.
+    pub fn http_request(&self, device: &str, verdict: &'static str, rule: &str) {
+        self.http_requests
+            .get_or_create(&HttpLabels {
+                device: device.into(),
+                verdict,
+                rule: rule.into(),
+            })
+            .inc();
+    }
+
+    /// Counts response bytes sent to a recorder for `device`.
+    pub fn http_response_bytes(&self, device: &str) -> Counter {
+        self.http_response_bytes.get_or_create_owned(&DeviceLabels {
+            device: device.into(),
+        })
+    }
+
+    /// Counts a request the camera could not answer.
+    pub fn http_upstream_error(&self, device: &str, reason: &'static str) {
+        self.http_upstream_errors
+            .get_or_create(&UpstreamErrorLabels {
+                device: device.into(),
+                reason,
             })
             .inc();
     }

@@ -2,12 +2,11 @@
 //!
 //! camgate answers recorders itself: its own SDP, sessions, SSRCs, sequence
 //! numbers and timestamps. Protocol pieces without I/O ([`request`],
-//! [`response`], [`transport`], [`sdp`], [`auth`]) are separate from the
+//! [`response`], [`transport`], [`sdp`]) are separate from the
 //! socket code ([`server`], [`conn`], [`writer`], [`udp`]).
 //!
 //! Not here: anything toward cameras (`source`), and frame fan-out (`media`).
 
-pub mod auth;
 pub mod conn;
 pub mod request;
 pub mod response;

@@ -96,6 +96,83 @@ impl Default for CameraSection {
     }
 }
 
+/// `[http]`: the camera HTTP API proxy (ISAPI, Dahua CGI/RPC2, ONVIF).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct HttpSection {
+    /// Path-based API front: `http://<listen>/<device>/...`. Off when
+    /// absent. Per-device fronts (`front` on a device) work either way.
+    pub listen: Option<SocketAddr>,
+    /// Policy files, in order (first matching rule wins; no match: deny);
+    /// relative to the config file's folder.
+    /// Default: the shipped `policy/common.toml`, `policy/onvif.toml`,
+    /// `policy/hikvision.toml`, `policy/dahua.toml`.
+    pub policy: Vec<String>,
+    /// Largest request head (request line and headers). Default `16384`.
+    pub max_header_bytes: usize,
+    /// Largest request body camgate reads to judge; larger ones get 413.
+    /// Default `1048576`.
+    pub max_body_bytes: usize,
+    /// Largest non-streamed response from a camera (rewritten in memory).
+    /// Default `8388608`.
+    pub max_response_bytes: usize,
+    /// Timeout to connect to a camera and get its response headers, and to
+    /// read a recorder's request. Default `15`.
+    pub timeout_secs: u64,
+    /// A long-lived event stream silent this long is closed. Default `120`.
+    pub stream_idle_timeout_secs: u64,
+    /// Certificate chain (PEM) for HTTPS on device fronts.
+    pub tls_cert: Option<String>,
+    /// Private key (PEM) for `tls_cert`.
+    pub tls_key: Option<String>,
+}
+
+/// The shipped policy files, in order.
+pub const DEFAULT_POLICY: [&str; 4] = [
+    "policy/common.toml",
+    "policy/onvif.toml",
+    "policy/hikvision.toml",
+    "policy/dahua.toml",
+];
+
+impl Default for HttpSection {
+    fn default() -> Self {
+        HttpSection {
+            listen: None,
+            policy: DEFAULT_POLICY.iter().map(|s| s.to_string()).collect(),
+            max_header_bytes: 16 << 10,
+            max_body_bytes: 1 << 20,
+            max_response_bytes: 8 << 20,
+            timeout_secs: 15,
+            stream_idle_timeout_secs: 120,
+            tls_cert: None,
+            tls_key: None,
+        }
+    }
+}
+
+/// `[fronts]`: ports of per-device fronts (`front = "<ip>"` on a device).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct FrontsSection {
+    /// RTSP with the camera's own paths. Default `554`.
+    pub rtsp_port: u16,
+    /// The camera's HTTP API. Default `80`.
+    pub http_port: u16,
+    /// HTTPS (needs `[http].tls_cert` and `tls_key`). Default `443`.
+    pub https_port: u16,
+}
+
+impl Default for FrontsSection {
+    fn default() -> Self {
+        FrontsSection {
+            rtsp_port: 554,
+            http_port: 80,
+            https_port: 443,
+        }
+    }
+}
+
 /// `[admin]`: metrics and health endpoints.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
@@ -196,4 +273,12 @@ pub struct DeviceEntry {
     pub rtsp_transport: Option<String>,
     /// Retina quirk options for this camera.
     pub quirks: QuirksSection,
+    /// Present the device at this address (assigned to the host) as if it
+    /// were the camera: RTSP with the camera's paths, and its HTTP API.
+    pub front: Option<String>,
+    /// Scheme of the camera's HTTP API: `http | https`. Default `http`.
+    pub http_scheme: Option<String>,
+    /// SHA-256 fingerprint of the camera's certificate (hex, colons
+    /// optional); required with `http_scheme = "https"`.
+    pub tls_fingerprint: Option<String>,
 }

@@ -8,10 +8,10 @@ use std::sync::Arc;
 
 use ipnet::IpNet;
 
-use super::schema::{DeviceEntry, QuirksSection, RecorderEntry};
+use super::schema::{DeviceEntry, HttpSection, QuirksSection, RecorderEntry};
 use super::{
-    AudioPolicy, CameraConfig, Config, Device, DeviceId, DeviceSet, DeviceSource, Problem, Pull,
-    Quirks, Recorder, Secret, StreamConfig, Vendor,
+    AudioPolicy, CameraConfig, CameraHttp, Config, Device, DeviceId, DeviceSet, DeviceSource,
+    Problem, Pull, Quirks, Recorder, Secret, StreamConfig, Vendor,
 };
 
 /// Reads environment variables; injectable so tests need not touch the process env.
@@ -431,11 +431,63 @@ impl Checker<'_> {
         if !ok {
             return None;
         }
+        let front = match &e.front {
+            None => None,
+            Some(f) => match f.parse::<IpAddr>() {
+                Ok(ip) if !ip.is_unspecified() => Some(ip),
+                _ => {
+                    self.problem(
+                        format!("{path}.front"),
+                        format!("'{f}' is not a specific IP address"),
+                    );
+                    return None;
+                }
+            },
+        };
+        let https = match e.http_scheme.as_deref().unwrap_or("http") {
+            "http" => false,
+            "https" => true,
+            other => {
+                self.problem(
+                    format!("{path}.http_scheme"),
+                    format!("'{other}' is not one of http, https"),
+                );
+                return None;
+            }
+        };
+        let fingerprint = match &e.tls_fingerprint {
+            None if https => {
+                self.problem(
+                    format!("{path}.tls_fingerprint"),
+                    "required with http_scheme = \"https\": cameras present self-signed certificates, \
+                     so camgate pins the SHA-256 of yours (openssl x509 -noout -fingerprint -sha256)",
+                );
+                return None;
+            }
+            None => None,
+            Some(fp) => {
+                match parse_fingerprint(fp) {
+                    Some(f) => Some(f),
+                    None => {
+                        self.problem(
+                        format!("{path}.tls_fingerprint"),
+                        format!("'{fp}' is not a SHA-256 fingerprint (64 hex digits, colons allowed)"),
+                    );
+                        return None;
+                    }
+                }
+            }
+        };
         Some(Device {
             id: DeviceId::new(&e.id),
             vendor,
             source,
-            http_port: e.http_port.unwrap_or(80),
+            http: CameraHttp {
+                port: e.http_port.unwrap_or(if https { 443 } else { 80 }),
+                https,
+                fingerprint,
+            },
+            front,
             pull,
             audio,
             removal_deadline,
@@ -511,6 +563,67 @@ impl Checker<'_> {
         })
     }
 
+    /// The HTTP proxy's settings: policy files (loaded when the proxy is
+    /// used), TLS files, unique fronts.
+    pub fn http(
+        &mut self,
+        http: &HttpSection,
+        devices: &[Device],
+    ) -> Option<Arc<crate::http::policy::Policy>> {
+        if http.max_body_bytes < 1024 || http.max_body_bytes > 64 << 20 {
+            self.problem("http.max_body_bytes", "must be between 1024 and 67108864");
+        }
+        if http.max_header_bytes < 1024 || http.max_header_bytes > 1 << 20 {
+            self.problem("http.max_header_bytes", "must be between 1024 and 1048576");
+        }
+        if http.timeout_secs == 0 || http.stream_idle_timeout_secs == 0 {
+            self.problem("http.timeout_secs", "timeouts must be at least 1 second");
+        }
+        let mut fronts = HashSet::new();
+        for d in devices {
+            if let Some(f) = d.front
+                && !fronts.insert(f)
+            {
+                self.problem(
+                    format!("device {}.front", d.id),
+                    format!("{f} is already another device's front"),
+                );
+            }
+        }
+        match (&http.tls_cert, &http.tls_key) {
+            (Some(c), Some(k)) => {
+                if let Err(e) =
+                    crate::tls::server_config(&self.base_dir.join(c), &self.base_dir.join(k))
+                {
+                    self.problem("http.tls_cert", e);
+                }
+            }
+            (None, None) => {}
+            _ => self.problem("http.tls_cert", "tls_cert and tls_key go together"),
+        }
+        let used = http.listen.is_some() || devices.iter().any(|d| d.front.is_some());
+        if !used {
+            return None;
+        }
+        if http.policy.is_empty() {
+            self.problem(
+                "http.policy",
+                "at least one policy file is required (an empty policy would deny everything)",
+            );
+            return None;
+        }
+        let files: Vec<PathBuf> = http.policy.iter().map(|f| self.base_dir.join(f)).collect();
+        match crate::http::policy::Policy::load(&files) {
+            Ok(p) => Some(Arc::new(p)),
+            Err(errors) => {
+                for e in errors {
+                    self.problem("http.policy", e.0);
+                }
+                None
+            }
+        }
+    }
+
     /// Rules that span entries: unique ids and names, recorders' device lists.
     pub fn cross_check(
         &mut self,
@@ -559,6 +672,19 @@ impl Checker<'_> {
             }
         }
     }
+}
+
+/// Parses `AB:CD:...` or `abcd...` (64 hex digits).
+pub fn parse_fingerprint(s: &str) -> Option<[u8; 32]> {
+    let hex: String = s.chars().filter(|c| *c != ':').collect();
+    if hex.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
 }
 
 /// True for `[a-z0-9][a-z0-9_-]*` of at most 64 characters: safe in URLs,

@@ -63,7 +63,10 @@ fn decode(s: &str, plus: bool) -> Result<String, Refusal> {
     while i < b.len() {
         match b[i] {
             b'%' => {
-                let (Some(h), Some(l)) = (b.get(i + 1).and_then(|x| hex(*x)), b.get(i + 2).and_then(|x| hex(*x))) else {
+                let (Some(h), Some(l)) = (
+                    b.get(i + 1).and_then(|x| hex(*x)),
+                    b.get(i + 2).and_then(|x| hex(*x)),
+                ) else {
                     return Err(Refusal::BadPercentEncoding);
                 };
                 out.push(h << 4 | l);
@@ -89,7 +92,9 @@ pub fn target(raw: &str) -> Result<Target, Refusal> {
         return Err(Refusal::TooLong);
     }
     let origin = match raw.split_once("://") {
-        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https") => {
+        Some((scheme, rest))
+            if scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https") =>
+        {
             rest.find('/').map_or("/", |i| &rest[i..])
         }
         _ => raw,
@@ -100,7 +105,11 @@ pub fn target(raw: &str) -> Result<Target, Refusal> {
     let origin = origin.split('#').next().unwrap_or("");
     let (raw_path, raw_query) = origin.split_once('?').unwrap_or((origin, ""));
     let lower = raw_path.to_ascii_lowercase();
-    if lower.contains("%2f") || lower.contains("%5c") || lower.contains("%00") || raw_path.contains('\\') {
+    if lower.contains("%2f")
+        || lower.contains("%5c")
+        || lower.contains("%00")
+        || raw_path.contains('\\')
+    {
         return Err(Refusal::AmbiguousSeparator);
     }
     let mut segments: Vec<String> = Vec::new();
@@ -182,7 +191,10 @@ impl Target {
 
     /// The value of query key `k` (case-insensitive key).
     pub fn query_value(&self, k: &str) -> Option<&str> {
-        self.query.iter().find(|(q, _)| q.eq_ignore_ascii_case(k)).map(|(_, v)| v.as_str())
+        self.query
+            .iter()
+            .find(|(q, _)| q.eq_ignore_ascii_case(k))
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -202,14 +214,19 @@ mod tests {
         assert_eq!(t.path, "/cgi-bin/snapshot.cgi");
         assert_eq!(t.query_value("CHANNEL"), Some("1"));
         assert_eq!(target("/").unwrap().path, "/");
-        let t = target("/cgi-bin/configManager.cgi?action=getConfig&name=Encode+Main&names%5B0%5D=x").unwrap();
+        let t =
+            target("/cgi-bin/configManager.cgi?action=getConfig&name=Encode+Main&names%5B0%5D=x")
+                .unwrap();
         assert_eq!(t.query_value("name"), Some("Encode Main"));
         assert_eq!(t.query_value("names[0]"), Some("x"));
     }
 
     #[test]
     fn refusals() {
-        assert_eq!(target("/current_config/../../mnt/mtd/Config/Sha1Account1"), Err(Refusal::DotDot));
+        assert_eq!(
+            target("/current_config/../../mnt/mtd/Config/Sha1Account1"),
+            Err(Refusal::DotDot)
+        );
         assert_eq!(target("/a/%2e%2e/b"), Err(Refusal::DotDot));
         assert_eq!(target("/a%2fb"), Err(Refusal::AmbiguousSeparator));
         assert_eq!(target("/a%5Cb"), Err(Refusal::AmbiguousSeparator));
@@ -220,7 +237,10 @@ mod tests {
         assert_eq!(target("/a?auth=1&AUTH=2"), Err(Refusal::DuplicateQueryKey));
         assert_eq!(target("*"), Err(Refusal::NotOriginForm));
         assert_eq!(target("ISAPI/x"), Err(Refusal::NotOriginForm));
-        assert_eq!(target(&format!("/{}", "a".repeat(MAX_TARGET))), Err(Refusal::TooLong));
+        assert_eq!(
+            target(&format!("/{}", "a".repeat(MAX_TARGET))),
+            Err(Refusal::TooLong)
+        );
     }
 
     #[test]
@@ -239,7 +259,9 @@ mod tests {
 
     #[test]
     fn never_panics() {
-        let alphabet = ["%", "2", "e", "f", "/", ".", ";", "?", "&", "=", "+", "a", "\\", "%2", "é"];
+        let alphabet = [
+            "%", "2", "e", "f", "/", ".", ";", "?", "&", "=", "+", "a", "\\", "%2", "é",
+        ];
         let mut seed = 7u32;
         for _ in 0..5000 {
             let mut s = String::from("/");

@@ -198,7 +198,8 @@ impl Policy {
 
     /// Parses one file's text; `name` appears in error messages.
     pub fn parse(text: &str, name: &str) -> Result<Policy, Vec<LoadError>> {
-        let file: File = toml::from_str(text).map_err(|e| vec![LoadError(format!("{name}: {e}"))])?;
+        let file: File =
+            toml::from_str(text).map_err(|e| vec![LoadError(format!("{name}: {e}"))])?;
         let vendor = match file.vendor.as_str() {
             "any" => None,
             "hikvision" => Some(Vendor::Hikvision),
@@ -214,9 +215,14 @@ impl Policy {
         let mut errors = Vec::new();
         for r in file.rules {
             let at = format!("{name}: rule '{}'", r.id);
-            let mut bad = |what: &str, e: &dyn std::fmt::Display| errors.push(LoadError(format!("{at}: {what}: {e}")));
+            let mut bad = |what: &str, e: &dyn std::fmt::Display| {
+                errors.push(LoadError(format!("{at}: {what}: {e}")))
+            };
             if !crate::config::is_label_safe(&r.id) {
-                bad("id", &"must match [a-z0-9][a-z0-9_-]* (it is a metric label)");
+                bad(
+                    "id",
+                    &"must match [a-z0-9][a-z0-9_-]* (it is a metric label)",
+                );
                 continue;
             }
             let path = match r.path.as_deref().map(regex).transpose() {
@@ -291,7 +297,11 @@ impl Policy {
             let singles = f
                 .rpc
                 .iter()
-                .map(|c| Facts { rpc: std::slice::from_ref(c), onvif_ops: &[], ..f.clone() })
+                .map(|c| Facts {
+                    rpc: std::slice::from_ref(c),
+                    onvif_ops: &[],
+                    ..f.clone()
+                })
                 .chain(f.onvif_ops.iter().map(|o| Facts {
                     onvif_ops: std::slice::from_ref(o),
                     rpc: &[],
@@ -335,7 +345,12 @@ impl Rule {
         if self.vendor.is_some_and(|v| v != f.vendor) {
             return false;
         }
-        if !self.methods.is_empty() && !self.methods.iter().any(|m| m == "*" || m.eq_ignore_ascii_case(f.method)) {
+        if !self.methods.is_empty()
+            && !self
+                .methods
+                .iter()
+                .any(|m| m == "*" || m.eq_ignore_ascii_case(f.method))
+        {
             return false;
         }
         if let Some(p) = &self.path
@@ -344,7 +359,11 @@ impl Rule {
             return false;
         }
         if !self.query_keys.is_empty()
-            && !f.target.query.iter().any(|(k, _)| self.query_keys.iter().any(|q| q.eq_ignore_ascii_case(k)))
+            && !f
+                .target
+                .query
+                .iter()
+                .any(|(k, _)| self.query_keys.iter().any(|q| q.eq_ignore_ascii_case(k)))
         {
             return false;
         }
@@ -355,7 +374,10 @@ impl Rule {
             }
         }
         if !self.onvif_ops.is_empty()
-            && !f.onvif_ops.iter().any(|o| self.onvif_ops.iter().any(|r| r.eq_ignore_ascii_case(o)))
+            && !f
+                .onvif_ops
+                .iter()
+                .any(|o| self.onvif_ops.iter().any(|r| r.eq_ignore_ascii_case(o)))
         {
             return false;
         }
@@ -369,9 +391,12 @@ impl Rule {
                 // The call as a whole: {"method": ..., "params": {...}}.
                 let call = serde_json::json!({ "method": c.method, "params": c.params });
                 self.rpc_params.iter().any(|p| {
-                    json_at(&call, &p.path).and_then(|v| v.as_str()).is_some_and(|s| {
-                        p.values.iter().any(|x| x.eq_ignore_ascii_case(s)) || p.prefixes.iter().any(|x| s.starts_with(x.as_str()))
-                    })
+                    json_at(&call, &p.path)
+                        .and_then(|v| v.as_str())
+                        .is_some_and(|s| {
+                            p.values.iter().any(|x| x.eq_ignore_ascii_case(s))
+                                || p.prefixes.iter().any(|x| s.starts_with(x.as_str()))
+                        })
                 })
             });
             if !hit {

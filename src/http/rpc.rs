@@ -9,7 +9,8 @@ pub const MAX_CALLS: usize = 256;
 
 /// Extracts the calls, or an error if the body cannot be judged.
 pub fn calls(body: &[u8]) -> Result<Vec<RpcCall>, String> {
-    let v: serde_json::Value = serde_json::from_slice(body).map_err(|e| format!("RPC body is not JSON: {e}"))?;
+    let v: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| format!("RPC body is not JSON: {e}"))?;
     let mut out = Vec::new();
     collect(&v, &mut out, 0)?;
     if out.is_empty() {
@@ -29,7 +30,10 @@ fn collect(v: &serde_json::Value, out: &mut Vec<RpcCall>, depth: usize) -> Resul
             }
         }
         serde_json::Value::Object(m) => {
-            let method = m.get("method").and_then(|x| x.as_str()).ok_or("RPC call without a method")?;
+            let method = m
+                .get("method")
+                .and_then(|x| x.as_str())
+                .ok_or("RPC call without a method")?;
             let params = m.get("params").cloned().unwrap_or(serde_json::Value::Null);
             if method.eq_ignore_ascii_case("system.multicall") {
                 // The batch's params are the calls themselves.
@@ -55,7 +59,8 @@ mod tests {
 
     #[test]
     fn single_multicall_and_batch() {
-        let c = calls(br#"{"method":"magicBox.getSerialNo","params":null,"id":1,"session":"x"}"#).unwrap();
+        let c = calls(br#"{"method":"magicBox.getSerialNo","params":null,"id":1,"session":"x"}"#)
+            .unwrap();
         assert_eq!(c.len(), 1);
         assert_eq!(c[0].method, "magicBox.getSerialNo");
         let c = calls(
@@ -78,7 +83,11 @@ mod tests {
         assert!(calls(b"[]").is_err());
         assert!(calls(br#"{"method":5}"#).is_err());
         assert!(calls(br#"{"method":"system.multicall","params":[1]}"#).is_err());
-        let deep = format!("{}{}", r#"{"method":"system.multicall","params":["#.repeat(10), "]}".repeat(10));
+        let deep = format!(
+            "{}{}",
+            r#"{"method":"system.multicall","params":["#.repeat(10),
+            "]}".repeat(10)
+        );
         assert!(calls(deep.as_bytes()).is_err());
         let many = format!("[{}]", vec![r#"{"method":"a.b"}"#; MAX_CALLS + 1].join(","));
         assert!(calls(many.as_bytes()).is_err());

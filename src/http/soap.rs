@@ -67,7 +67,9 @@ pub fn parse(body: &[u8]) -> Result<Soap, SoapError> {
     let mut saw_envelope = false;
     let mut buf = Vec::new();
     loop {
-        let ev = r.read_event_into(&mut buf).map_err(|e| SoapError(format!("malformed XML: {e}")))?;
+        let ev = r
+            .read_event_into(&mut buf)
+            .map_err(|e| SoapError(format!("malformed XML: {e}")))?;
         match ev {
             Event::Start(e) | Event::Empty(e) if stack.len() > 64 => {
                 let _ = e;
@@ -75,12 +77,28 @@ pub fn parse(body: &[u8]) -> Result<Soap, SoapError> {
             }
             Event::Start(e) => {
                 let name = local(e.name().as_ref()).to_vec();
-                on_start(&name, &e, &stack, &mut soap, &mut token, &mut field, &mut saw_envelope);
+                on_start(
+                    &name,
+                    &e,
+                    &stack,
+                    &mut soap,
+                    &mut token,
+                    &mut field,
+                    &mut saw_envelope,
+                );
                 stack.push(name);
             }
             Event::Empty(e) => {
                 let name = local(e.name().as_ref()).to_vec();
-                on_start(&name, &e, &stack, &mut soap, &mut token, &mut field, &mut saw_envelope);
+                on_start(
+                    &name,
+                    &e,
+                    &stack,
+                    &mut soap,
+                    &mut token,
+                    &mut field,
+                    &mut saw_envelope,
+                );
                 field = None;
             }
             Event::End(_) => {
@@ -89,7 +107,10 @@ pub fn parse(body: &[u8]) -> Result<Soap, SoapError> {
             }
             Event::Text(t) => {
                 if let (Some(f), Some(tok)) = (field, token.as_mut()) {
-                    let s = t.decode().map_err(|e| SoapError(format!("bad text: {e}")))?.into_owned();
+                    let s = t
+                        .decode()
+                        .map_err(|e| SoapError(format!("bad text: {e}")))?
+                        .into_owned();
                     match f {
                         "Username" => tok.username = s,
                         "Password" => tok.password = s,
@@ -137,7 +158,8 @@ fn on_start(
             b"Password" => {
                 if let Some(t) = token.as_mut() {
                     t.digest = e.attributes().flatten().any(|a| {
-                        local(a.key.as_ref()) == b"Type" && a.value.as_ref().ends_with(b"#PasswordDigest")
+                        local(a.key.as_ref()) == b"Type"
+                            && a.value.as_ref().ends_with(b"#PasswordDigest")
                     });
                 }
                 Some("Password")
@@ -155,7 +177,9 @@ pub fn op_from_action(content_type: Option<&str>, soap_action: Option<&str>) -> 
     let from_ct = content_type.and_then(|ct| {
         ct.split(';').find_map(|p| {
             let (k, v) = p.trim().split_once('=')?;
-            k.trim().eq_ignore_ascii_case("action").then(|| v.trim().trim_matches('"').to_string())
+            k.trim()
+                .eq_ignore_ascii_case("action")
+                .then(|| v.trim().trim_matches('"').to_string())
         })
     });
     let action = from_ct.or_else(|| soap_action.map(|a| a.trim().trim_matches('"').to_string()))?;
@@ -176,19 +200,20 @@ pub fn password_digest(nonce_b64: &str, created: &str, password: &str) -> Option
 /// Whether `token` proves knowledge of `password`.
 pub fn verify(token: &UsernameToken, password: &str) -> bool {
     if token.digest {
-        password_digest(&token.nonce, &token.created, password)
-            .is_some_and(|d| crate::config::constant_time_eq(d.as_bytes(), token.password.trim().as_bytes()))
+        password_digest(&token.nonce, &token.created, password).is_some_and(|d| {
+            crate::config::constant_time_eq(d.as_bytes(), token.password.trim().as_bytes())
+        })
     } else {
         crate::config::constant_time_eq(token.password.as_bytes(), password.as_bytes())
     }
 }
 
-const WSSE: &str = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd";
-const WSU: &str = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd";
-const DIGEST_TYPE: &str =
-    "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-username-token-profile-1.0#PasswordDigest";
-const NONCE_TYPE: &str =
-    "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-soap-message-security-1.0#Base64Binary";
+const WSSE: &str =
+    "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd";
+const WSU: &str =
+    "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd";
+const DIGEST_TYPE: &str = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-username-token-profile-1.0#PasswordDigest";
+const NONCE_TYPE: &str = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-soap-message-security-1.0#Base64Binary";
 
 /// A Security header signing as `user` (PasswordDigest, fresh nonce).
 pub fn security_header(user: &str, password: &str, created: &str) -> String {
@@ -236,9 +261,15 @@ pub fn resign(body: &[u8], security: Option<&str>) -> Result<Vec<u8>, SoapError>
                 }
                 if depth == 1 && loc == b"Envelope" {
                     let full = String::from_utf8_lossy(name.as_ref()).into_owned();
-                    env_prefix = Some(full.rsplit_once(':').map(|(p, _)| format!("{p}:")).unwrap_or_default());
+                    env_prefix = Some(
+                        full.rsplit_once(':')
+                            .map(|(p, _)| format!("{p}:"))
+                            .unwrap_or_default(),
+                    );
                 }
-                if depth == 2 && loc == b"Body" && !saw_header
+                if depth == 2
+                    && loc == b"Body"
+                    && !saw_header
                     && let Some(sec) = security
                 {
                     let p = env_prefix.clone().unwrap_or_default();
@@ -276,7 +307,8 @@ pub fn resign(body: &[u8], security: Option<&str>) -> Result<Vec<u8>, SoapError>
                     saw_header = true;
                     if let Some(sec) = security {
                         let p = env_prefix.clone().unwrap_or_default();
-                        w.get_mut().extend_from_slice(format!("<{p}Header>{sec}</{p}Header>").as_bytes());
+                        w.get_mut()
+                            .extend_from_slice(format!("<{p}Header>{sec}</{p}Header>").as_bytes());
                     }
                     buf.clear();
                     continue;
@@ -326,7 +358,14 @@ mod tests {
         assert_eq!(s.ops, vec!["GetSystemDateAndTime".to_string()]);
         assert!(s.token.is_none());
         // Re-signing adds a Header with the same prefix.
-        let out = String::from_utf8(resign(b.as_bytes(), Some(&security_header("admin", "cam", "2026-11-28T00:00:01Z"))).unwrap()).unwrap();
+        let out = String::from_utf8(
+            resign(
+                b.as_bytes(),
+                Some(&security_header("admin", "cam", "2026-11-28T00:00:01Z")),
+            )
+            .unwrap(),
+        )
+        .unwrap();
         assert!(out.contains("<SOAP-ENV:Header><wsse:Security"), "{out}");
         let s = parse(out.as_bytes()).unwrap();
         assert_eq!(s.ops, vec!["GetSystemDateAndTime".to_string()]);
@@ -338,24 +377,49 @@ mod tests {
     #[test]
     fn resign_replaces_the_recorders_token() {
         let body = signed("recorder-secret");
-        let out = String::from_utf8(resign(body.as_bytes(), Some(&security_header("admin", "cam", "2026-11-28T00:00:01Z"))).unwrap()).unwrap();
+        let out = String::from_utf8(
+            resign(
+                body.as_bytes(),
+                Some(&security_header("admin", "cam", "2026-11-28T00:00:01Z")),
+            )
+            .unwrap(),
+        )
+        .unwrap();
         assert!(!out.contains(">nvr<"), "recorder token removed: {out}");
-        assert_eq!(out.matches("UsernameToken>").count(), 2, "one token (open + close): {out}");
+        assert_eq!(
+            out.matches("UsernameToken>").count(),
+            2,
+            "one token (open + close): {out}"
+        );
         let s = parse(out.as_bytes()).unwrap();
         assert!(verify(&s.token.unwrap(), "cam"));
         assert!(out.contains("<ProfileToken>Profile_1</ProfileToken>"));
         // Stripping without re-signing.
         let out = String::from_utf8(resign(body.as_bytes(), None).unwrap()).unwrap();
-        assert!(!out.contains("Security") && !out.contains("UsernameToken"), "{out}");
+        assert!(
+            !out.contains("Security") && !out.contains("UsernameToken"),
+            "{out}"
+        );
     }
 
     #[test]
     fn actions_and_rejections() {
         assert_eq!(
-            op_from_action(Some("application/soap+xml; charset=utf-8; action=\"http://www.onvif.org/ver10/device/wsdl/GetDeviceInformation\""), None),
+            op_from_action(
+                Some(
+                    "application/soap+xml; charset=utf-8; action=\"http://www.onvif.org/ver10/device/wsdl/GetDeviceInformation\""
+                ),
+                None
+            ),
             Some("GetDeviceInformation".into())
         );
-        assert_eq!(op_from_action(None, Some("\"http://www.onvif.org/ver10/media/wsdl/GetProfiles\"")), Some("GetProfiles".into()));
+        assert_eq!(
+            op_from_action(
+                None,
+                Some("\"http://www.onvif.org/ver10/media/wsdl/GetProfiles\"")
+            ),
+            Some("GetProfiles".into())
+        );
         assert_eq!(op_from_action(Some("application/soap+xml"), None), None);
         assert!(parse(b"<html></html>").is_err());
         assert!(parse(b"<s:Envelope><s:Body><x></s:Envelope>").is_err());

@@ -15,7 +15,6 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info};
 
-use super::auth::Outcome;
 use super::request::{self, Parsed, Request};
 use super::response::{Response, Status};
 use super::server::Server;
@@ -23,6 +22,7 @@ use super::session::{Playing, Session, TrackTransport};
 use super::transport::{self, Requested};
 use super::writer::{self, ChannelMap, TcpPlay, WriterMsg};
 use super::{sdp, udp};
+use crate::auth::Outcome;
 use crate::config::Recorder;
 use crate::devices::{DeviceEntry, StreamEntry};
 use crate::media::hub::FrameKind;

@@ -13,11 +13,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, info, info_span, warn};
 
-use super::auth::Authenticator;
 use super::conn;
 use super::session::Sessions;
 use super::udp::UdpPair;
-use crate::config::Recorder;
+use crate::auth::Authenticator;
 use crate::config::schema::RtspSection;
 use crate::devices::Registry;
 use crate::metrics::Metrics;
@@ -28,7 +27,7 @@ pub struct Server {
     pub cfg: RtspSection,
     pub metrics: Metrics,
     pub registry: Arc<Registry>,
-    pub auth: Authenticator,
+    pub auth: Arc<Authenticator>,
     pub sessions: Sessions,
     pub udp: Option<Arc<UdpPair>>,
     next_conn: AtomicU64,
@@ -50,7 +49,7 @@ pub struct Bound {
 pub async fn bind(
     cfg: &RtspSection,
     registry: Arc<Registry>,
-    recorders: &[Recorder],
+    auth: Arc<Authenticator>,
     metrics: Metrics,
 ) -> std::io::Result<Bound> {
     let listener = TcpListener::bind(cfg.listen).await?;
@@ -65,7 +64,7 @@ pub async fn bind(
             cfg: cfg.clone(),
             metrics,
             registry,
-            auth: Authenticator::new(recorders),
+            auth,
             sessions: Sessions::default(),
             udp,
             next_conn: AtomicU64::new(1),

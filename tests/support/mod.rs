@@ -14,6 +14,7 @@ use futures::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+pub mod fake_camera;
 pub mod scripted_camera;
 
 /// The recorder account every test config has.
@@ -25,6 +26,8 @@ pub struct TestApp {
     pub running: Option<Running>,
     pub rtsp: SocketAddr,
     pub admin: SocketAddr,
+    /// Camera API listeners (path-based first, then fronts).
+    pub http: Vec<SocketAddr>,
     pub dir: tempfile::TempDir,
 }
 
@@ -71,8 +74,12 @@ devices = ["*"]
 
 /// Starts camgate on `config` (TOML text); `env` supplies password_env values.
 pub async fn spawn_app(config: &str, env: &[(&str, &str)]) -> TestApp {
+    spawn_app_in(tempfile::tempdir().unwrap(), config, env).await
+}
+
+/// The same, with the config written into `dir` (which may hold files it names).
+pub async fn spawn_app_in(dir: tempfile::TempDir, config: &str, env: &[(&str, &str)]) -> TestApp {
     init_logging();
-    let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("camgate.toml");
     std::fs::write(&file, config).unwrap();
     let env: Vec<(String, String)> = env
@@ -86,6 +93,7 @@ pub async fn spawn_app(config: &str, env: &[(&str, &str)]) -> TestApp {
     TestApp {
         rtsp: running.rtsp_addr,
         admin: running.admin_addr,
+        http: running.http_addrs.clone(),
         running: Some(running),
         dir,
     }
@@ -496,20 +504,41 @@ pub async fn http(
     path: &str,
     headers: &[(&str, &str)],
 ) -> (u16, String, String) {
+    http_body(addr, method, path, headers, "").await
+}
+
+/// The same with a request body.
+pub async fn http_body(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String, String) {
     let mut s = TcpStream::connect(addr).await.unwrap();
     let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
+    if !body.is_empty() {
+        req.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
     req.push_str("\r\n");
+    req.push_str(body);
     s.write_all(req.as_bytes()).await.unwrap();
     let mut raw = Vec::new();
     tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut raw))
         .await
         .unwrap()
         .unwrap();
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(raw.len(), |i| i + 4);
+    let head = String::from_utf8_lossy(&raw[..split])
+        .trim_end()
+        .to_string();
+    let body = &raw[split.min(raw.len())..];
     let status = head
         .split(' ')
         .nth(1)
@@ -521,20 +550,20 @@ pub async fn http(
     {
         dechunk(body)
     } else {
-        body.to_string()
+        body.to_vec()
     };
-    (status, head.to_string(), body)
+    (status, head, String::from_utf8_lossy(&body).into_owned())
 }
 
-fn dechunk(mut s: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = s.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 {
+fn dechunk(mut s: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(i) = s.windows(2).position(|w| w == b"\r\n") {
+        let n = usize::from_str_radix(String::from_utf8_lossy(&s[..i]).trim(), 16).unwrap_or(0);
+        if n == 0 || s.len() < i + 2 + n {
             break;
         }
-        out.push_str(&rest[..n]);
-        s = &rest[n + 2..];
+        out.extend_from_slice(&s[i + 2..i + 2 + n]);
+        s = &s[(i + 4 + n).min(s.len())..];
     }
     out
 }

@@ -69,7 +69,12 @@ impl ScriptedCamera {
     }
 
     pub async fn start_with(opts: Options) -> ScriptedCamera {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::start_on("127.0.0.1".parse().unwrap(), opts).await
+    }
+
+    /// Listens on `ip` (any loopback address) instead of 127.0.0.1.
+    pub async fn start_on(ip: std::net::IpAddr, opts: Options) -> ScriptedCamera {
+        let listener = TcpListener::bind((ip, 0)).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let connections = Arc::new(AtomicUsize::new(0));
         let active = Arc::new(AtomicUsize::new(0));

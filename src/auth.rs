@@ -1,5 +1,6 @@
-//! Recorder authentication: Basic and Digest (RFC 2617, as RTSP uses it;
-//! MD5, with or without `qop=auth`), stateless nonces, constant-time
+//! Recorder authentication, shared by RTSP and HTTP: Basic and Digest
+//! (RFC 2617; MD5, with or without `qop=auth`) with stateless nonces, ONVIF
+//! WS-Security UsernameTokens with a replay cache, constant-time
 //! comparisons, and a per-address slow-down after repeated failures.
 //!
 //! No crate implements the server side of Digest; this one is small enough to
@@ -39,6 +40,7 @@ pub struct Authenticator {
     by_user: HashMap<String, Arc<Recorder>>,
     key: [u8; 16],
     throttle: Throttle,
+    nonces: NonceCache,
 }
 
 impl Authenticator {
@@ -50,6 +52,7 @@ impl Authenticator {
                 .collect(),
             key: rand::random(),
             throttle: Throttle::default(),
+            nonces: NonceCache::default(),
         }
     }
 
@@ -169,6 +172,21 @@ impl Authenticator {
         Outcome::Ok(r.clone())
     }
 
+    /// Checks an ONVIF WS-Security UsernameToken; a nonce seen before (a
+    /// replayed request) is refused.
+    pub fn check_ws_token(&self, token: &crate::http::soap::UsernameToken) -> Outcome {
+        let Some(r) = self.by_user.get(&token.username) else {
+            return Outcome::Invalid(AuthFailure::UnknownUser);
+        };
+        if !crate::http::soap::verify(token, r.password.expose()) {
+            return Outcome::Invalid(AuthFailure::BadCredentials);
+        }
+        if token.digest && !self.nonces.fresh(&token.nonce) {
+            return Outcome::Invalid(AuthFailure::Malformed);
+        }
+        Outcome::Ok(r.clone())
+    }
+
     /// Records a failed attempt from `ip`; returns how long to hold the
     /// answer back (zero for the first few failures).
     pub fn failure_delay(&self, ip: IpAddr) -> Duration {
@@ -257,6 +275,38 @@ fn parse_params(s: &str) -> Vec<(String, String)> {
         out.push((key, value));
     }
     out
+}
+
+/// WS-Security nonces seen recently (a bounded FIFO): a token whose nonce
+/// is in it is a replay (CVE-2022-30563 class).
+#[derive(Default)]
+struct NonceCache {
+    // A std mutex: one insert per request, never across an await.
+    seen: Mutex<(
+        std::collections::HashSet<String>,
+        std::collections::VecDeque<String>,
+    )>,
+}
+
+const NONCE_CACHE: usize = 16_384;
+
+impl NonceCache {
+    /// True the first time a nonce is seen.
+    fn fresh(&self, nonce: &str) -> bool {
+        let mut g = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        let (set, order) = &mut *g;
+        if set.contains(nonce) {
+            return false;
+        }
+        if order.len() >= NONCE_CACHE
+            && let Some(old) = order.pop_front()
+        {
+            set.remove(&old);
+        }
+        set.insert(nonce.to_string());
+        order.push_back(nonce.to_string());
+        true
+    }
 }
 
 /// Per-address failure counts over a window; bounded in size.
@@ -409,6 +459,42 @@ mod tests {
         assert_eq!(p[2], ("response".to_string(), "abc".to_string()));
         let _ = parse_params("=,,=\"");
         let _ = parse_params("a=\"é");
+    }
+
+    #[test]
+    fn ws_security_tokens_and_replays() {
+        use base64::Engine;
+        let a = auth();
+        let nonce = base64::engine::general_purpose::STANDARD.encode(b"nonce-1");
+        let created = "2026-11-28T00:00:00Z";
+        let token = crate::http::soap::UsernameToken {
+            username: "nvr".into(),
+            password: crate::http::soap::password_digest(&nonce, created, "pw").unwrap(),
+            digest: true,
+            nonce,
+            created: created.into(),
+        };
+        assert!(matches!(a.check_ws_token(&token), Outcome::Ok(_)));
+        assert!(
+            matches!(a.check_ws_token(&token), Outcome::Invalid(_)),
+            "replay refused"
+        );
+        let wrong = crate::http::soap::UsernameToken {
+            password: "x".into(),
+            ..token.clone()
+        };
+        assert!(matches!(
+            a.check_ws_token(&wrong),
+            Outcome::Invalid(AuthFailure::BadCredentials)
+        ));
+        let nobody = crate::http::soap::UsernameToken {
+            username: "x".into(),
+            ..token
+        };
+        assert!(matches!(
+            a.check_ws_token(&nobody),
+            Outcome::Invalid(AuthFailure::UnknownUser)
+        ));
     }
 
     #[test]
