@@ -31,10 +31,9 @@ use crate::source::StreamSource;
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("cannot bind the RTSP listener on {addr} (or its UDP ports {udp_port}/+1): {source}")]
+    #[error("cannot bind the RTSP listener on {addr}: {source}")]
     BindRtsp {
         addr: SocketAddr,
-        udp_port: u16,
         #[source]
         source: std::io::Error,
     },
@@ -87,18 +86,25 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         })?;
     let admin_addr = admin_listener.local_addr().unwrap_or(config.admin.listen);
     let auth = Arc::new(Authenticator::new(&config.recorders));
+    let fronts: Vec<(SocketAddr, crate::config::DeviceId)> = config
+        .devices
+        .iter()
+        .filter_map(|d| {
+            Some((
+                SocketAddr::new(d.front?, config.fronts.rtsp_port),
+                d.id.clone(),
+            ))
+        })
+        .collect();
     let bound = rtsp::server::bind(
         &config.rtsp,
+        &fronts,
         registry.clone(),
         auth.clone(),
         metrics.clone(),
     )
     .await
-    .map_err(|source| StartError::BindRtsp {
-        addr: config.rtsp.listen,
-        udp_port: config.rtsp.udp_rtp_port,
-        source,
-    })?;
+    .map_err(|(addr, source)| StartError::BindRtsp { addr, source })?;
     let rtsp_addr = bound.local_addr().unwrap_or(config.rtsp.listen);
     let udp_ports = bound.udp_ports();
     let rtsp_server = bound.server().clone();

@@ -36,8 +36,29 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 const METHODS: &str =
     "OPTIONS, DESCRIBE, SETUP, PLAY, PAUSE, TEARDOWN, GET_PARAMETER, SET_PARAMETER";
 
+/// What a request's URI names.
+struct Resolved {
+    device: DeviceEntry,
+    stream: StreamEntry,
+    track: Option<usize>,
+    /// Content-Base: how the recorder addressed the stream, with a slash.
+    base: String,
+}
+
+/// Splits a trailing `/trackID=N` off a request target.
+fn split_track(target: &str) -> (&str, Option<usize>) {
+    if let Some((head, tail)) = target.rsplit_once("/trackID=")
+        && let Ok(n) = tail.parse::<usize>()
+    {
+        return (head, Some(n));
+    }
+    (target, None)
+}
+
 struct Conn {
     server: Arc<Server>,
+    /// The device whose front this connection came in on, if any.
+    front: Option<crate::config::DeviceId>,
     id: u64,
     peer: SocketAddr,
     local: SocketAddr,
@@ -55,6 +76,7 @@ pub async fn serve(
     stream: TcpStream,
     peer: SocketAddr,
     id: u64,
+    front: Option<crate::config::DeviceId>,
     cancel: CancellationToken,
     tracker: TaskTracker,
 ) {
@@ -67,6 +89,7 @@ pub async fn serve(
     let writer = tracker.spawn(writer::run(wr, rx, conn_cancel.clone(), write_timeout));
     let mut conn = Conn {
         server: server.clone(),
+        front,
         id,
         peer,
         local,
@@ -271,34 +294,10 @@ impl Conn {
         Ok(recorder)
     }
 
-    /// Resolves `/<device>/<stream>` in the URI, enforcing the recorder's
-    /// device list. Returns the remaining path segments too.
-    fn resolve<'a>(
-        &self,
-        req: &'a Request,
-        recorder: &Recorder,
-    ) -> Result<(DeviceEntry, StreamEntry, Vec<&'a str>), Response> {
-        let segs = request::path_segments(&req.uri);
-        let (Some(dev), Some(stream)) = (segs.first(), segs.get(1)) else {
-            return Err(Response::new(Status::NotFound));
-        };
-        let Some(device) = self.server.registry.device(dev) else {
-            return Err(Response::new(Status::NotFound));
-        };
-        let Some(stream) = device.stream(stream) else {
-            return Err(Response::new(Status::NotFound));
-        };
-        if !recorder.devices.contains(dev) {
-            self.server
-                .metrics
-                .auth_failure("rtsp", AuthFailure::DeviceNotAllowed);
-            return Err(Response::new(Status::Forbidden));
-        }
-        Ok((device.clone(), stream.clone(), segs[2..].to_vec()))
-    }
-
-    /// `rtsp://<authority>/<device>/<stream>/` as the recorder addressed it.
-    fn base_url(&self, req: &Request, device: &str, stream: &str) -> String {
+    /// Resolves the stream a request names, enforcing the recorder's device
+    /// list: `/<device>/<stream>[/trackID=N]`, or on a device front the
+    /// camera's own path (`/Streaming/Channels/101[/trackID=N]`).
+    fn resolve(&self, req: &Request, recorder: &Recorder) -> Result<Resolved, Response> {
         let authority = req
             .uri
             .split_once("://")
@@ -306,11 +305,83 @@ impl Conn {
             .map(|a| a.rsplit('@').next().unwrap_or(a).to_string())
             .filter(|a| !a.is_empty())
             .unwrap_or_else(|| self.local.to_string());
-        format!("rtsp://{authority}/{device}/{stream}/")
+        let not_found = || Response::new(Status::NotFound);
+        let (device, stream, track, base) = match &self.front {
+            Some(id) => {
+                let device = self
+                    .server
+                    .registry
+                    .device(id.as_str())
+                    .ok_or_else(not_found)?;
+                let target = match req.uri.split_once("://") {
+                    Some((_, rest)) => rest.find('/').map_or("/", |i| &rest[i..]),
+                    None => req.uri.as_str(),
+                };
+                let (target, track) = split_track(target.trim_end_matches('/'));
+                let target = target.trim_end_matches('/');
+                let (path, query) = target.split_once('?').unwrap_or((target, ""));
+                let stream = device
+                    .streams
+                    .iter()
+                    .zip(&device.config.streams)
+                    .find(|(_, cfg)| {
+                        crate::http::rewrite::StreamRoute::new(&cfg.path, String::new())
+                            .matches(path, query)
+                    })
+                    .map(|(s, _)| s)
+                    .ok_or_else(not_found)?;
+                (
+                    device,
+                    stream,
+                    track,
+                    format!("rtsp://{authority}{target}/"),
+                )
+            }
+            None => {
+                let segs = request::path_segments(&req.uri);
+                let (Some(dev), Some(name)) = (segs.first(), segs.get(1)) else {
+                    return Err(not_found());
+                };
+                let device = self.server.registry.device(dev).ok_or_else(not_found)?;
+                let stream = device.stream(name).ok_or_else(not_found)?;
+                let track = match &segs[2..] {
+                    [] => None,
+                    [t] => Some(
+                        t.strip_prefix("trackID=")
+                            .and_then(|n| n.parse::<usize>().ok())
+                            .ok_or_else(not_found)?,
+                    ),
+                    _ => return Err(not_found()),
+                };
+                (
+                    device,
+                    stream,
+                    track,
+                    format!("rtsp://{authority}/{dev}/{name}/"),
+                )
+            }
+        };
+        if !recorder.devices.contains(device.config.id.as_str()) {
+            self.server
+                .metrics
+                .auth_failure("rtsp", AuthFailure::DeviceNotAllowed);
+            return Err(Response::new(Status::Forbidden));
+        }
+        Ok(Resolved {
+            device: device.clone(),
+            stream: stream.clone(),
+            track,
+            base,
+        })
     }
 
     async fn describe(&mut self, req: &Request, rec: &Recorder) -> Reply {
-        let (device, stream, _) = self.resolve(req, rec)?;
+        let Resolved {
+            device,
+            stream,
+            base,
+            ..
+        } = self.resolve(req, rec)?;
         let hub = stream.hub.clone();
         let _demand = hub.demand();
         let wait = Duration::from_secs(self.server.cfg.describe_timeout_secs);
@@ -321,7 +392,6 @@ impl Conn {
         };
         let name = format!("{}/{}", device.config.id, stream.name);
         let body = sdp::write(&info, sdp_session_id(&name), self.local.ip(), &name);
-        let base = self.base_url(req, device.config.id.as_str(), &stream.name);
         Ok((
             Response::new(Status::Ok)
                 .header("Content-Base", base)
@@ -331,15 +401,13 @@ impl Conn {
     }
 
     async fn setup(&mut self, req: &Request, rec: &Arc<Recorder>) -> Reply {
-        let (device, stream, rest) = self.resolve(req, rec)?;
-        let track = match rest.as_slice() {
-            [] => 0,
-            [t] => t
-                .strip_prefix("trackID=")
-                .and_then(|n| n.parse::<usize>().ok())
-                .ok_or_else(|| Response::new(Status::NotFound))?,
-            _ => return Err(Response::new(Status::NotFound)),
-        };
+        let Resolved {
+            device,
+            stream,
+            track,
+            base,
+        } = self.resolve(req, rec)?;
+        let track = track.unwrap_or(0);
         let Some(th) = req.header("Transport") else {
             return Err(Response::new(Status::UnsupportedTransport));
         };
@@ -371,7 +439,7 @@ impl Conn {
                     hub,
                     stream.metrics.clone(),
                     info,
-                    self.base_url(req, device.config.id.as_str(), &stream.name),
+                    base,
                     self.id,
                     self.peer,
                 ));

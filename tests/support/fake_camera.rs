@@ -70,9 +70,42 @@ fn reply(status: StatusCode, ct: &str, body: impl Into<Bytes>) -> Response<Body>
         .unwrap()
 }
 
+/// A self-signed certificate for `ip` (cert PEM, key PEM, SHA-256 hex).
+pub fn self_signed(ip: IpAddr) -> (String, String, String) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let params = rcgen::CertificateParams::new(vec![ip.to_string()]).unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    let fp = camgate::tls::fingerprint(cert.der());
+    let hex: Vec<String> = fp.iter().map(|b| format!("{b:02X}")).collect();
+    (cert.pem(), key.serialize_pem(), hex.join(":"))
+}
+
 impl FakeCamera {
+    /// Serves HTTPS on `ip:0` with a fresh self-signed certificate; returns
+    /// the camera and its certificate's SHA-256 fingerprint.
+    pub async fn start_tls(ip: IpAddr, rtsp_port: u16) -> (FakeCamera, String) {
+        let (cert, key, fp) = self_signed(ip);
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("c.pem"), cert).unwrap();
+        std::fs::write(dir.path().join("k.pem"), key).unwrap();
+        let cfg = camgate::tls::server_config(&dir.path().join("c.pem"), &dir.path().join("k.pem"))
+            .unwrap();
+        (
+            Self::serve(ip, rtsp_port, Some(tokio_rustls::TlsAcceptor::from(cfg))).await,
+            fp,
+        )
+    }
+
     /// Serves on `ip:0`. `rtsp_port` is what ONVIF stream URIs name.
     pub async fn start(ip: IpAddr, rtsp_port: u16) -> FakeCamera {
+        Self::serve(ip, rtsp_port, None).await
+    }
+
+    async fn serve(
+        ip: IpAddr,
+        rtsp_port: u16,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+    ) -> FakeCamera {
         let listener = TcpListener::bind((ip, 0)).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let seen: Arc<Mutex<Vec<Seen>>> = Default::default();
@@ -83,14 +116,23 @@ impl FakeCamera {
                     return;
                 };
                 let seen = s2.clone();
+                let tls = tls.clone();
                 tokio::spawn(async move {
                     let svc = service_fn(move |req| {
                         let seen = seen.clone();
                         async move { Ok::<_, Infallible>(handle(req, addr, rtsp_port, seen).await) }
                     });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
+                    let b = hyper::server::conn::http1::Builder::new();
+                    match tls {
+                        None => {
+                            let _ = b.serve_connection(TokioIo::new(stream), svc).await;
+                        }
+                        Some(acc) => {
+                            if let Ok(s) = acc.accept(stream).await {
+                                let _ = b.serve_connection(TokioIo::new(s), svc).await;
+                            }
+                        }
+                    }
                 });
             }
         });
