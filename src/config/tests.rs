@@ -98,6 +98,18 @@ fn shipped_demo_documents_every_key() {
         "session_id",
         "teardown",
         "unassigned_channel_data",
+        "policy",
+        "max_header_bytes",
+        "max_body_bytes",
+        "max_response_bytes",
+        "timeout_secs",
+        "stream_idle_timeout_secs",
+        "tls_cert",
+        "tls_key",
+        "https_port",
+        "front",
+        "http_scheme",
+        "tls_fingerprint",
     ] {
         assert!(
             text.contains(&format!("{key} ="))
