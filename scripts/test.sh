@@ -16,6 +16,7 @@ packages=(
   gstreamer1.0-libav
   chromium                      # headless browser test of the status page
   prometheus                    # promtool: checks and tests the shipped alert rules
+  wrk                           # HTTP load generator: the API proxy benchmark (smoke-run by the tests)
 )
 missing=()
 for p in "${packages[@]}"; do

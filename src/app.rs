@@ -246,7 +246,12 @@ async fn start_http(
         .map(|d| {
             (
                 d.config.id.to_string(),
-                Arc::new(DeviceApi::new(d.config.clone(), timeout, tracker.clone())),
+                Arc::new(DeviceApi::new(
+                    d.config.clone(),
+                    timeout,
+                    tracker.clone(),
+                    cancel.child_token(),
+                )),
             )
         })
         .collect();

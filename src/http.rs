@@ -4,6 +4,7 @@
 //! Pure parts: [`normalize`] (canonical request targets) and [`policy`]
 //! (rules and verdicts).
 
+pub mod judge;
 pub mod normalize;
 pub mod policy;
 pub mod proxy;

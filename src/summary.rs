@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use crate::config::{Config, DeviceSet, DeviceSource, Pull};
+use crate::config::{AudioPolicy, Config, DeviceSet, DeviceSource, Pull};
 
 /// Renders listeners, recorders and devices.
 pub fn render(c: &Config) -> String {
@@ -17,6 +17,18 @@ pub fn render(c: &Config) -> String {
             "off".into()
         }
     );
+    let rules = c.policy.as_ref().map_or(0, |p| p.len());
+    match c.http.listen {
+        Some(l) => {
+            let _ = writeln!(s, "API    http://{l}/<device>/...  ({rules} policy rules)");
+        }
+        None if c.policy.is_some() => {
+            let _ = writeln!(s, "API    device fronts only  ({rules} policy rules)");
+        }
+        None => {
+            let _ = writeln!(s, "API    off");
+        }
+    }
     let _ = writeln!(s, "admin  http://{}/", c.admin.listen);
     let _ = writeln!(s, "recorders ({}):", c.recorders.len());
     for r in &c.recorders {
@@ -67,11 +79,28 @@ pub fn render(c: &Config) -> String {
             .map(|x| format!(", remove by {x}"))
             .unwrap_or_default();
         let streams: Vec<_> = d.streams.iter().map(|s| s.name.to_string()).collect();
+        let audio = match d.audio {
+            AudioPolicy::Strip => "strip",
+            AudioPolicy::Pass => "pass",
+        };
+        let front = d
+            .front
+            .map(|ip| {
+                let tls = if c.http.tls_cert.is_some() {
+                    format!(", https :{}", c.fronts.https_port)
+                } else {
+                    String::new()
+                };
+                format!(
+                    "; front {ip} (rtsp :{}, http :{}{tls})",
+                    c.fronts.rtsp_port, c.fronts.http_port
+                )
+            })
+            .unwrap_or_default();
         let _ = writeln!(
             s,
-            "  {:<16} {source}; pull {pull}; audio {:?}; streams {}{deadline}",
+            "  {:<16} {source}; pull {pull}; audio {audio}; streams {}{front}{deadline}",
             d.id.as_str(),
-            d.audio,
             streams.join(", ")
         );
     }

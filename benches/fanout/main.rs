@@ -23,6 +23,8 @@
 
 mod procs;
 mod reader;
+#[path = "../common/sys.rs"]
+mod sys;
 
 use std::collections::HashMap;
 use std::fmt::Write as _;

@@ -307,8 +307,16 @@ impl Policy {
                     rpc: &[],
                     ..f.clone()
                 }));
+            // The request-level conditions (vendor, method, path, query)
+            // are the same for every operation: evaluate them once.
+            let base: Vec<bool> = self.rules.iter().map(|r| r.matches_request(f)).collect();
             for single in singles {
-                let v = self.first_match(&single);
+                let v = self
+                    .rules
+                    .iter()
+                    .zip(&base)
+                    .find(|(r, ok)| **ok && r.matches_ops(&single))
+                    .map_or_else(|| self.default_deny.clone(), |(r, _)| r.verdict.clone());
                 let rank = |v: &Verdict| match v.action {
                     Action::Deny => 2,
                     Action::Log => 1,
@@ -328,7 +336,7 @@ impl Policy {
 
     fn first_match(&self, f: &Facts<'_>) -> Verdict {
         for r in &self.rules {
-            if r.matches(f) {
+            if r.matches_request(f) && r.matches_ops(f) {
                 return r.verdict.clone();
             }
         }
@@ -336,12 +344,22 @@ impl Policy {
     }
 }
 
-fn json_at<'a>(v: &'a serde_json::Value, path: &[String]) -> Option<&'a serde_json::Value> {
-    path.iter().try_fold(v, |v, k| v.get(k))
+/// A string field of a call seen as a whole, `{"method": ..., "params":
+/// {...}}`: `method`, or a dotted path under `params`.
+fn call_field<'a>(c: &'a RpcCall, path: &[String]) -> Option<&'a str> {
+    match path.split_first() {
+        Some((head, [])) if head == "method" => Some(c.method.as_str()),
+        Some((head, rest)) if head == "params" => rest
+            .iter()
+            .try_fold(&c.params, |v, k| v.get(k))
+            .and_then(|v| v.as_str()),
+        _ => None,
+    }
 }
 
 impl Rule {
-    fn matches(&self, f: &Facts<'_>) -> bool {
+    /// Vendor, method, path and query conditions.
+    fn matches_request(&self, f: &Facts<'_>) -> bool {
         if self.vendor.is_some_and(|v| v != f.vendor) {
             return false;
         }
@@ -373,6 +391,11 @@ impl Rule {
                 _ => return false,
             }
         }
+        true
+    }
+
+    /// ONVIF operation and RPC call conditions.
+    fn matches_ops(&self, f: &Facts<'_>) -> bool {
         if !self.onvif_ops.is_empty()
             && !f
                 .onvif_ops
@@ -388,15 +411,11 @@ impl Rule {
         }
         if !self.rpc_params.is_empty() {
             let hit = f.rpc.iter().any(|c| {
-                // The call as a whole: {"method": ..., "params": {...}}.
-                let call = serde_json::json!({ "method": c.method, "params": c.params });
                 self.rpc_params.iter().any(|p| {
-                    json_at(&call, &p.path)
-                        .and_then(|v| v.as_str())
-                        .is_some_and(|s| {
-                            p.values.iter().any(|x| x.eq_ignore_ascii_case(s))
-                                || p.prefixes.iter().any(|x| s.starts_with(x.as_str()))
-                        })
+                    call_field(c, &p.path).is_some_and(|s| {
+                        p.values.iter().any(|x| x.eq_ignore_ascii_case(s))
+                            || p.prefixes.iter().any(|x| s.starts_with(x.as_str()))
+                    })
                 })
             });
             if !hit {

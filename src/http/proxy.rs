@@ -20,11 +20,12 @@ use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 use tracing::{debug, info};
 
+use super::judge;
 use super::normalize::{self, Target};
-use super::policy::{Action, Facts, Policy, Verdict};
+use super::policy::{Action, Policy};
 use super::rewrite::{Rewriter, StreamReplace, StreamRoute};
-use super::upstream::Upstream;
-use super::{rpc, soap};
+use super::soap;
+use super::upstream::{Upstream, UpstreamBody};
 use crate::auth::{Authenticator, Outcome};
 use crate::config::schema::HttpSection;
 use crate::config::{Device, DeviceSource, Recorder, Secret};
@@ -62,6 +63,7 @@ impl DeviceApi {
         device: Arc<Device>,
         timeout: Duration,
         tracker: tokio_util::task::TaskTracker,
+        cancel: tokio_util::sync::CancellationToken,
     ) -> DeviceApi {
         let (upstream, creds) = match &device.source {
             DeviceSource::Simulated { .. } => (None, None),
@@ -77,7 +79,14 @@ impl DeviceApi {
                     None
                 };
                 (
-                    Some(Upstream::new(addr, pin, creds.clone(), timeout, tracker)),
+                    Some(Upstream::new(
+                        addr,
+                        pin,
+                        creds.clone(),
+                        timeout,
+                        tracker,
+                        cancel,
+                    )),
                     creds,
                 )
             }
@@ -136,12 +145,6 @@ fn is_hop_by_hop(name: &str, connection: &HeaderMap) -> bool {
 }
 
 /// What the judgment phase found.
-struct Judged {
-    verdict: Verdict,
-    ops: Vec<String>,
-    soap: bool,
-}
-
 impl Proxy {
     fn count(&self, device: &str, verdict: &'static str, rule: &str) {
         self.metrics.http_request(device, verdict, rule);
@@ -294,7 +297,19 @@ impl Proxy {
         };
 
         // What the policy needs.
-        let judged = match self.judge(&api, &parts, &target, &body) {
+        let header =
+            |name: header::HeaderName| parts.headers.get(name).and_then(|v| v.to_str().ok());
+        let judged = match judge::judge(
+            &self.policy,
+            &judge::Request {
+                vendor: api.device.vendor,
+                method: parts.method.as_str(),
+                content_type: header(header::CONTENT_TYPE),
+                soap_action: header(header::HeaderName::from_static("soapaction")),
+                target: &target,
+                body: &body,
+            },
+        ) {
             Ok(j) => j,
             Err(why) => {
                 self.count(&dev, "deny", "unjudgeable");
@@ -409,65 +424,6 @@ impl Proxy {
         self.respond(&api, resp, public).await
     }
 
-    fn judge(
-        &self,
-        api: &DeviceApi,
-        parts: &hyper::http::request::Parts,
-        target: &Target,
-        body: &Bytes,
-    ) -> Result<Judged, String> {
-        let ct = parts
-            .headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        let looks_soap = ct.contains("soap")
-            || target.path_lower.starts_with("/onvif/")
-            || body.starts_with(b"<?xml")
-                && body
-                    .windows(9)
-                    .any(|w| w.eq_ignore_ascii_case(b":envelope"));
-        let mut ops = Vec::new();
-        let mut soap_body = false;
-        if looks_soap && !body.is_empty() {
-            match soap::parse(body) {
-                Ok(s) => {
-                    ops = s.ops;
-                    soap_body = true;
-                }
-                Err(e) if target.path_lower.starts_with("/onvif/") => return Err(e.0),
-                Err(_) => {}
-            }
-        }
-        if ops.is_empty() {
-            let action = parts
-                .headers
-                .get("soapaction")
-                .and_then(|v| v.to_str().ok());
-            if let Some(op) = soap::op_from_action(Some(ct), action) {
-                ops.push(op);
-            }
-        }
-        let calls = if target.path_lower.starts_with("/rpc2") && parts.method == hyper::Method::POST
-        {
-            rpc::calls(body)?
-        } else {
-            Vec::new()
-        };
-        let verdict = self.policy.decide(&Facts {
-            vendor: api.device.vendor,
-            method: parts.method.as_str(),
-            target,
-            onvif_ops: &ops,
-            rpc: &calls,
-        });
-        Ok(Judged {
-            verdict,
-            ops,
-            soap: soap_body,
-        })
-    }
-
     async fn authenticate(
         &self,
         parts: &hyper::http::request::Parts,
@@ -528,7 +484,7 @@ impl Proxy {
     async fn respond(
         &self,
         api: &DeviceApi,
-        resp: Response<Incoming>,
+        resp: Response<UpstreamBody>,
         public: Public,
     ) -> Response<Body> {
         let dev = api.device.id.to_string();

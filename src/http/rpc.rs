@@ -12,14 +12,14 @@ pub fn calls(body: &[u8]) -> Result<Vec<RpcCall>, String> {
     let v: serde_json::Value =
         serde_json::from_slice(body).map_err(|e| format!("RPC body is not JSON: {e}"))?;
     let mut out = Vec::new();
-    collect(&v, &mut out, 0)?;
+    collect(v, &mut out, 0)?;
     if out.is_empty() {
         return Err("RPC body names no method".into());
     }
     Ok(out)
 }
 
-fn collect(v: &serde_json::Value, out: &mut Vec<RpcCall>, depth: usize) -> Result<(), String> {
+fn collect(v: serde_json::Value, out: &mut Vec<RpcCall>, depth: usize) -> Result<(), String> {
     if depth > 4 {
         return Err("RPC calls nested too deeply".into());
     }
@@ -29,20 +29,17 @@ fn collect(v: &serde_json::Value, out: &mut Vec<RpcCall>, depth: usize) -> Resul
                 collect(i, out, depth + 1)?;
             }
         }
-        serde_json::Value::Object(m) => {
-            let method = m
-                .get("method")
-                .and_then(|x| x.as_str())
-                .ok_or("RPC call without a method")?;
-            let params = m.get("params").cloned().unwrap_or(serde_json::Value::Null);
+        serde_json::Value::Object(mut m) => {
+            let method = match m.remove("method") {
+                Some(serde_json::Value::String(s)) => s,
+                _ => return Err("RPC call without a method".into()),
+            };
+            let params = m.remove("params").unwrap_or(serde_json::Value::Null);
             if method.eq_ignore_ascii_case("system.multicall") {
                 // The batch's params are the calls themselves.
-                collect(&params, out, depth + 1)?;
+                collect(params, out, depth + 1)?;
             } else {
-                out.push(RpcCall {
-                    method: method.to_string(),
-                    params,
-                });
+                out.push(RpcCall { method, params });
             }
         }
         _ => return Err("RPC call is not an object".into()),

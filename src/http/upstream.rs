@@ -3,19 +3,28 @@
 //! camera's own credentials (Digest or Basic, whatever it challenges with;
 //! the Digest state is reused so most requests need one round trip).
 //!
-//! A connection per request: cameras serve few clients, and a new
-//! connection keeps a long-lived event stream from blocking other requests.
+//! Connections are kept alive and reused: a response's connection goes back
+//! to a small idle pool once its body has been read to the end (so a
+//! long-lived event stream holds its own connection and blocks nothing),
+//! and idle connections are dropped after [`IDLE_FOR`], before cameras
+//! close them. A request that a reused connection could not carry (the
+//! camera closed it first) is sent again on a fresh one when it was never
+//! sent, or when it is a GET/HEAD; other methods are never sent twice.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, Weak};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::body::Incoming;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::client::conn::http1::SendRequest;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Secret;
@@ -62,6 +71,87 @@ fn err(kind: ErrorKind, message: impl Into<String>) -> Error {
     }
 }
 
+/// Idle connections kept per camera (cameras accept few connections).
+pub const MAX_IDLE: usize = 8;
+/// How long an idle connection is kept (shorter than the keep-alive
+/// timeout of the cameras' web servers, typically 5 s or more).
+pub const IDLE_FOR: Duration = Duration::from_secs(3);
+
+type Sender = SendRequest<Full<Bytes>>;
+
+/// Idle keep-alive connections to one camera, most recent last.
+#[derive(Default)]
+struct Pool {
+    idle: Mutex<Vec<(Sender, Instant)>>,
+}
+
+impl Pool {
+    fn take(&self) -> Option<Sender> {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        while let Some((sender, since)) = idle.pop() {
+            if since.elapsed() < IDLE_FOR && !sender.is_closed() {
+                return Some(sender);
+            }
+        }
+        None
+    }
+
+    fn put(&self, sender: Sender) {
+        if sender.is_closed() {
+            return;
+        }
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        idle.retain(|(s, since)| since.elapsed() < IDLE_FOR && !s.is_closed());
+        if idle.len() < MAX_IDLE {
+            idle.push((sender, Instant::now()));
+        }
+    }
+}
+
+/// A camera's response body; its connection returns to the pool when the
+/// body has been read to the end.
+pub struct UpstreamBody {
+    inner: Incoming,
+    giveback: Option<(Sender, Weak<Pool>)>,
+}
+
+impl UpstreamBody {
+    fn give_back(&mut self) {
+        if let Some((sender, pool)) = self.giveback.take()
+            && let Some(pool) = pool.upgrade()
+        {
+            pool.put(sender);
+        }
+    }
+}
+
+impl Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let r = Pin::new(&mut self.inner).poll_frame(cx);
+        match &r {
+            Poll::Ready(None) => self.give_back(),
+            Poll::Ready(Some(Ok(_))) if self.inner.is_end_stream() => self.give_back(),
+            Poll::Ready(Some(Err(_))) => self.giveback = None,
+            _ => {}
+        }
+        r
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 /// One camera's HTTP API.
 pub struct Upstream {
     addr: SocketAddr,
@@ -73,7 +163,10 @@ pub struct Upstream {
     /// an await).
     auth: Mutex<Option<http_auth::PasswordClient>>,
     timeout: Duration,
+    pool: Arc<Pool>,
     tracker: TaskTracker,
+    /// Ends idle connections at shutdown.
+    cancel: CancellationToken,
 }
 
 impl std::fmt::Debug for Upstream {
@@ -92,6 +185,7 @@ impl Upstream {
         creds: Option<(String, Secret)>,
         timeout: Duration,
         tracker: TaskTracker,
+        cancel: CancellationToken,
     ) -> Upstream {
         let host = match addr.port() {
             80 if tls_pin.is_none() => addr.ip().to_string(),
@@ -105,7 +199,9 @@ impl Upstream {
             creds,
             auth: Mutex::new(None),
             timeout,
+            pool: Arc::default(),
             tracker,
+            cancel,
         }
     }
 
@@ -114,7 +210,7 @@ impl Upstream {
         self.addr
     }
 
-    async fn connect(&self) -> Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>, Error> {
+    async fn connect(&self) -> Result<Sender, Error> {
         let tcp = tokio::time::timeout(self.timeout, TcpStream::connect(self.addr))
             .await
             .map_err(|_| err(ErrorKind::Timeout, format!("connecting to {}", self.addr)))?
@@ -133,19 +229,26 @@ impl Upstream {
         }
     }
 
-    async fn handshake<S>(
-        &self,
-        io: S,
-    ) -> Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>, Error>
+    async fn handshake<S>(&self, io: S) -> Result<Sender, Error>
     where
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
     {
-        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+        // A fixed 64 KiB read buffer: big enough for a snapshot to arrive in
+        // few reads, small enough to come from the heap rather than a fresh
+        // mmap (and its page faults) for every read of every request.
+        let (sender, conn) = hyper::client::conn::http1::Builder::new()
+            .read_buf_exact_size(Some(64 * 1024))
+            .handshake(TokioIo::new(io))
             .await
             .map_err(|e| err(ErrorKind::Protocol, e.to_string()))?;
-        // The connection task ends with the response body (or an error).
+        // The connection task ends when the camera or camgate closes the
+        // connection, or at shutdown.
+        let cancel = self.cancel.clone();
         self.tracker.spawn(async move {
-            let _ = conn.await;
+            tokio::select! {
+                _ = conn => {}
+                _ = cancel.cancelled() => {}
+            }
         });
         Ok(sender)
     }
@@ -165,6 +268,20 @@ impl Upstream {
             .ok()
     }
 
+    /// A pooled connection that is ready, else a new one.
+    async fn sender(&self, fresh: bool) -> Result<(Sender, bool), Error> {
+        if !fresh {
+            while let Some(mut s) = self.pool.take() {
+                // Ready at once unless the camera has just closed it.
+                if let Ok(Ok(())) = tokio::time::timeout(Duration::from_millis(50), s.ready()).await
+                {
+                    return Ok((s, true));
+                }
+            }
+        }
+        Ok((self.connect().await?, false))
+    }
+
     /// Sends one request to the camera, answering its authentication
     /// challenge once. `target` is the canonical origin-form target.
     pub async fn send(
@@ -173,8 +290,10 @@ impl Upstream {
         target: &str,
         headers: &hyper::HeaderMap,
         body: Bytes,
-    ) -> Result<Response<Incoming>, Error> {
+    ) -> Result<Response<UpstreamBody>, Error> {
         let mut attempt = 0;
+        let mut fresh = false;
+        let resend_safe = matches!(*method, hyper::Method::GET | hyper::Method::HEAD);
         loop {
             attempt += 1;
             let mut b = Request::builder().method(method.clone()).uri(target);
@@ -188,13 +307,32 @@ impl Upstream {
             let req = b
                 .body(Full::new(body.clone()))
                 .map_err(|e| err(ErrorKind::Protocol, e.to_string()))?;
-            let mut sender = self.connect().await?;
-            let resp = tokio::time::timeout(self.timeout, sender.send_request(req))
-                .await
-                .map_err(|_| err(ErrorKind::Timeout, "waiting for the camera's response"))?
-                .map_err(|e| err(ErrorKind::Protocol, e.to_string()))?;
+            let (mut sender, reused) = self.sender(fresh).await?;
+            let resp = match tokio::time::timeout(self.timeout, sender.try_send_request(req)).await
+            {
+                Err(_) => {
+                    return Err(err(ErrorKind::Timeout, "waiting for the camera's response"));
+                }
+                Ok(Ok(resp)) => resp,
+                Ok(Err(e)) => {
+                    // A kept-alive connection the camera closed under us.
+                    if reused
+                        && (e.message().is_some()
+                            || resend_safe && e.error().is_incomplete_message())
+                    {
+                        fresh = true;
+                        attempt -= 1;
+                        continue;
+                    }
+                    return Err(err(ErrorKind::Protocol, e.into_error().to_string()));
+                }
+            };
             if resp.status() != StatusCode::UNAUTHORIZED {
-                return Ok(resp);
+                let pool = Arc::downgrade(&self.pool);
+                return Ok(resp.map(|inner| UpstreamBody {
+                    inner,
+                    giveback: Some((sender, pool)),
+                }));
             }
             if self.creds.is_none() || attempt > 1 {
                 return Err(err(
@@ -218,3 +356,111 @@ impl Upstream {
 
 /// Shared handle.
 pub type Shared = Arc<Upstream>;
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use http_body_util::BodyExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    /// A camera answering "hello" to every request; `close_after` closes
+    /// each connection after that many answers without saying so (as
+    /// cameras do when their keep-alive timeout ends). Counts connections.
+    async fn camera(close_after: usize) -> (SocketAddr, Arc<AtomicUsize>) {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let conns = Arc::new(AtomicUsize::new(0));
+        let c = conns.clone();
+        tokio::spawn(async move {
+            loop {
+                let (mut s, _) = l.accept().await.unwrap();
+                c.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut answered = 0;
+                    let mut chunk = [0u8; 4096];
+                    loop {
+                        let Ok(n) = s.read(&mut chunk).await else {
+                            return;
+                        };
+                        if n == 0 {
+                            return;
+                        }
+                        buf.extend_from_slice(&chunk[..n]);
+                        while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            buf.drain(..end + 4);
+                            s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello")
+                                .await
+                                .unwrap();
+                            answered += 1;
+                            if answered == close_after {
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        (addr, conns)
+    }
+
+    fn upstream(addr: SocketAddr) -> Upstream {
+        Upstream::new(
+            addr,
+            None,
+            None,
+            Duration::from_secs(5),
+            TaskTracker::new(),
+            CancellationToken::new(),
+        )
+    }
+
+    async fn get(u: &Upstream, method: hyper::Method) -> Result<Bytes, Error> {
+        let r = u
+            .send(&method, "/x", &hyper::HeaderMap::new(), Bytes::new())
+            .await?;
+        Ok(r.into_body().collect().await.unwrap().to_bytes())
+    }
+
+    #[tokio::test]
+    async fn keeps_connections_alive_between_requests() {
+        let (addr, conns) = camera(usize::MAX).await;
+        let u = upstream(addr);
+        for _ in 0..5 {
+            assert_eq!(get(&u, hyper::Method::GET).await.unwrap(), "hello");
+        }
+        assert_eq!(conns.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_connection_the_camera_closed_is_replaced() {
+        let (addr, conns) = camera(1).await;
+        let u = upstream(addr);
+        for method in [hyper::Method::GET, hyper::Method::POST, hyper::Method::GET] {
+            assert_eq!(get(&u, method).await.unwrap(), "hello");
+        }
+        assert_eq!(conns.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn an_unread_body_does_not_return_its_connection() {
+        let (addr, conns) = camera(usize::MAX).await;
+        let u = upstream(addr);
+        let r = u
+            .send(
+                &hyper::Method::GET,
+                "/x",
+                &hyper::HeaderMap::new(),
+                Bytes::new(),
+            )
+            .await
+            .unwrap();
+        drop(r);
+        assert_eq!(get(&u, hyper::Method::GET).await.unwrap(), "hello");
+        assert_eq!(conns.load(Ordering::SeqCst), 2);
+    }
+}
