@@ -7,6 +7,7 @@
 //! [`schema`]; the rules between fields are in [`validate`]. Nothing outside
 //! this module parses configuration.
 
+pub mod egress;
 pub mod schema;
 mod secret;
 pub mod validate;
@@ -23,9 +24,10 @@ use serde::de::DeserializeOwned;
 pub use secret::{Secret, constant_time_eq};
 pub use validate::is_label_safe;
 
+pub use egress::{DnsConfig, EgressAllow, EgressConfig, NamePattern, Sinkhole};
 use schema::{
-    AdminSection, CameraSection, DeviceEntry, FrontsSection, HttpSection, RecorderEntry,
-    RtspSection,
+    AdminSection, CameraSection, DeviceEntry, DnsSection, EgressSection, FrontsSection,
+    HttpSection, RecorderEntry, RtspSection,
 };
 
 /// The environment prefix for overrides: `CAMGATE__RTSP__LISTEN=...`.
@@ -214,6 +216,17 @@ pub struct Device {
     pub streams: Vec<StreamConfig>,
 }
 
+impl Device {
+    /// The camera's address (its identity for DNS and egress accounting);
+    /// `None` for simulated devices.
+    pub fn camera_host(&self) -> Option<IpAddr> {
+        match &self.source {
+            DeviceSource::Camera(c) => Some(c.host),
+            DeviceSource::Simulated { .. } => None,
+        }
+    }
+}
+
 /// Which devices a recorder may view.
 #[derive(Debug, Clone)]
 pub enum DeviceSet {
@@ -268,6 +281,8 @@ pub struct Config {
     pub admin: AdminSection,
     pub http: HttpSection,
     pub fronts: FrontsSection,
+    pub dns: DnsConfig,
+    pub egress: EgressConfig,
     /// The HTTP policy, loaded when the HTTP proxy is used (an `[http]`
     /// listener or any device front).
     pub policy: Option<Arc<crate::http::policy::Policy>>,
@@ -357,6 +372,8 @@ pub fn load_with_env(
     let admin: Option<AdminSection> = section(&mut checker, "admin", root.remove("admin"));
     let http: Option<HttpSection> = section(&mut checker, "http", root.remove("http"));
     let fronts: Option<FrontsSection> = section(&mut checker, "fronts", root.remove("fronts"));
+    let dns: Option<DnsSection> = section(&mut checker, "dns", root.remove("dns"));
+    let egress: Option<EgressSection> = section(&mut checker, "egress", root.remove("egress"));
     let recorder_entries: Vec<Option<RecorderEntry>> =
         array(&mut checker, "recorder", root.remove("recorder"));
     let device_entries: Vec<Option<DeviceEntry>> =
@@ -366,7 +383,7 @@ pub fn load_with_env(
     for key in unknown {
         checker.problem(
             key,
-            "unknown key (known sections: rtsp, camera, admin, http, fronts, [[recorder]], [[device]])",
+            "unknown key (known sections: rtsp, camera, admin, http, fronts, dns, egress, [[recorder]], [[device]])",
         );
     }
 
@@ -385,8 +402,18 @@ pub fn load_with_env(
         checker.warn("device", "no [[device]] configured: nothing to serve");
     }
 
-    let config = match (rtsp, camera, admin, http, fronts) {
-        (Some(rtsp), Some(camera), Some(admin), Some(http), Some(fronts)) => {
+    let dns = dns.and_then(|d| checker.dns(&d));
+    let egress = egress.and_then(|e| checker.egress(&e, &devices));
+    let config = match (rtsp, camera, admin, http, fronts, dns, egress) {
+        (
+            Some(rtsp),
+            Some(camera),
+            Some(admin),
+            Some(http),
+            Some(fronts),
+            Some(dns),
+            Some(egress),
+        ) => {
             let policy = checker.http(&http, &devices);
             Some(Config {
                 file: file.to_path_buf(),
@@ -395,6 +422,8 @@ pub fn load_with_env(
                 admin,
                 http,
                 fronts,
+                dns,
+                egress,
                 policy,
                 recorders,
                 devices,
@@ -500,3 +529,25 @@ fn clean_message(msg: &str) -> String {
 
 #[cfg(test)]
 mod tests;
+
+/// Builds configs from text in other modules' unit tests.
+#[cfg(test)]
+pub(crate) mod tests_support {
+    use super::*;
+
+    /// A config with a loopback RTSP listener, a recorder and `extra`
+    /// (device blocks, sections); panics with the problems if invalid.
+    pub fn config_with(extra: &str) -> Config {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("camgate.toml");
+        let text = format!(
+            "[rtsp]\nlisten = \"127.0.0.1:0\"\nudp_rtp_port = 0\n[admin]\nlisten = \"127.0.0.1:0\"\n\
+             [[recorder]]\nname = \"nvr\"\nusername = \"nvr\"\npassword = \"pw\"\ndevices = [\"*\"]\n{extra}"
+        );
+        std::fs::write(&file, text).expect("write config");
+        match load_with_env(&file, Default::default(), &|_| None) {
+            Ok(l) => l.config,
+            Err(e) => panic!("test config invalid:\n{e}"),
+        }
+    }
+}

@@ -31,6 +31,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod devices;
+pub mod egress;
 pub mod http;
 pub mod inspect;
 pub mod media;

@@ -6,7 +6,7 @@
 //! the validated [`super::Config`], never these.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use serde::Deserialize;
 
@@ -171,6 +171,118 @@ impl Default for FrontsSection {
             https_port: 443,
         }
     }
+}
+
+/// `[dns]`: the resolver the camera network is given: allowed names are
+/// forwarded or answered from static entries, vendor names sinkholed,
+/// everything else refused.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct DnsSection {
+    /// UDP and TCP address of the sinkhole. Off when absent.
+    pub listen: Option<SocketAddr>,
+    /// Resolvers allowed names are forwarded to (`10.0.0.53:53`).
+    pub upstream: Vec<SocketAddr>,
+    /// Names cameras may resolve (through `upstream`): `ntp.site.example`,
+    /// or `*.site.example` for every name under it.
+    pub allow: Vec<String>,
+    /// Names camgate answers itself.
+    #[serde(rename = "static")]
+    pub statics: Vec<StaticEntry>,
+    /// Answer to vendor names: `nxdomain`, or `trap` (an address from
+    /// `trap_pool`, so the follow-up connection is caught and named too).
+    /// Default `nxdomain`.
+    pub sinkhole: String,
+    /// IPv4 range for `sinkhole = "trap"` answers. Default `198.18.0.0/16`
+    /// (RFC 2544 benchmarking range, never routed on the internet).
+    pub trap_pool: String,
+    /// TTL of camgate's answers. Default `60`.
+    pub ttl_secs: u32,
+    /// How long an upstream lookup may take. Default `3`.
+    pub upstream_timeout_secs: u64,
+}
+
+impl Default for DnsSection {
+    fn default() -> Self {
+        DnsSection {
+            listen: None,
+            upstream: Vec::new(),
+            allow: Vec::new(),
+            statics: Vec::new(),
+            sinkhole: "nxdomain".into(),
+            trap_pool: "198.18.0.0/16".into(),
+            ttl_secs: 60,
+            upstream_timeout_secs: 3,
+        }
+    }
+}
+
+/// `[[dns.static]]`: a name camgate answers with fixed addresses.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct StaticEntry {
+    pub name: String,
+    pub addresses: Vec<IpAddr>,
+}
+
+/// `[egress]`: the trap for every other outbound connection the cameras
+/// try, and the firewall rules `camgate nft` renders.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct EgressSection {
+    /// Where the firewall redirects cameras' TCP (`nft redirect`). Off when
+    /// absent.
+    pub trap_tcp: Option<SocketAddr>,
+    /// Where the firewall sends cameras' UDP (`nft tproxy`; needs
+    /// CAP_NET_ADMIN). Off when absent.
+    pub trap_udp: Option<SocketAddr>,
+    /// How long the trap waits for a connection's first bytes. Default `3`.
+    pub peek_timeout_secs: u64,
+    /// Trapped connections held at once (waiting for first bytes or
+    /// forwarded); beyond it, new ones are classified by port and closed at
+    /// once. Default `1024`.
+    pub max_connections: usize,
+    /// Site NTP servers cameras may reach on UDP 123 (rendered by `camgate
+    /// nft`; camgate serves no NTP).
+    pub ntp_servers: Vec<IpAddr>,
+    /// Interface facing the cameras, for `camgate nft` (optional).
+    pub camera_interface: Option<String>,
+    /// Vendor categories file (relative to the config file's folder).
+    /// Default: the built-in copy of `config/egress/categories.toml`.
+    pub categories: Option<String>,
+    /// A forwarded connection idle this long is closed. Default `300`.
+    pub forward_idle_timeout_secs: u64,
+    /// Connections the trap forwards instead of dropping.
+    pub allow: Vec<EgressAllowEntry>,
+}
+
+impl Default for EgressSection {
+    fn default() -> Self {
+        EgressSection {
+            trap_tcp: None,
+            trap_udp: None,
+            peek_timeout_secs: 3,
+            max_connections: 1024,
+            ntp_servers: Vec::new(),
+            camera_interface: None,
+            categories: None,
+            forward_idle_timeout_secs: 300,
+            allow: Vec::new(),
+        }
+    }
+}
+
+/// `[[egress.allow]]`: a TCP destination some cameras may reach through
+/// the trap (e.g. a recorder's alarm endpoint), forwarded and counted.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct EgressAllowEntry {
+    /// Device ids, or `"*"` for every camera.
+    pub devices: Vec<String>,
+    /// Destination address and port.
+    pub to: Option<SocketAddr>,
+    /// Why (for the operator).
+    pub reason: String,
 }
 
 /// `[admin]`: metrics and health endpoints.

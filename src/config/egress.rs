@@ -1,0 +1,308 @@
+//! Validation of `[dns]` and `[egress]`: names, addresses, the sinkhole
+//! mode, allow rules against the inventory, the categories file.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ipnet::Ipv4Net;
+
+use super::schema::{DnsSection, EgressSection};
+use super::validate::Checker;
+use super::{Device, DeviceSet};
+use crate::egress::categories::Categories;
+
+/// What the sinkhole answers for vendor names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sinkhole {
+    NxDomain,
+    /// An address from this range, one per name.
+    Trap(Ipv4Net),
+}
+
+/// A name pattern of `[dns].allow`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NamePattern {
+    /// This name only.
+    Exact(String),
+    /// Every name under this one (`*.site.example`), not the name itself.
+    Under(String),
+}
+
+impl NamePattern {
+    /// `name`: lower case, without the final dot.
+    pub fn matches(&self, name: &str) -> bool {
+        match self {
+            NamePattern::Exact(n) => n == name,
+            NamePattern::Under(n) => name
+                .strip_suffix(n.as_str())
+                .is_some_and(|head| head.len() > 1 && head.ends_with('.')),
+        }
+    }
+}
+
+/// The validated `[dns]`.
+#[derive(Debug, Clone)]
+pub struct DnsConfig {
+    pub listen: Option<SocketAddr>,
+    pub upstream: Vec<SocketAddr>,
+    pub allow: Vec<NamePattern>,
+    /// Lower-case name (no final dot) and its addresses.
+    pub statics: Vec<(String, Vec<IpAddr>)>,
+    pub sinkhole: Sinkhole,
+    pub ttl_secs: u32,
+    pub upstream_timeout: Duration,
+}
+
+/// A `[[egress.allow]]` rule.
+#[derive(Debug, Clone)]
+pub struct EgressAllow {
+    pub devices: DeviceSet,
+    pub to: SocketAddr,
+    pub reason: String,
+}
+
+/// The validated `[egress]`.
+#[derive(Debug, Clone)]
+pub struct EgressConfig {
+    pub trap_tcp: Option<SocketAddr>,
+    pub trap_udp: Option<SocketAddr>,
+    pub peek_timeout: Duration,
+    pub max_connections: usize,
+    pub ntp_servers: Vec<IpAddr>,
+    pub camera_interface: Option<String>,
+    pub forward_idle_timeout: Duration,
+    pub allow: Vec<EgressAllow>,
+    pub categories: Arc<Categories>,
+}
+
+/// A DNS name as configured: lower case, no final dot, RFC 1035 lengths,
+/// letters, digits, `-` and `_`.
+pub fn clean_name(raw: &str) -> Option<String> {
+    let n = raw.trim().trim_end_matches('.').to_ascii_lowercase();
+    let ok = !n.is_empty()
+        && n.len() <= 253
+        && n.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        });
+    ok.then_some(n)
+}
+
+impl Checker<'_> {
+    /// `[dns]`.
+    pub fn dns(&mut self, s: &DnsSection) -> Option<DnsConfig> {
+        let before = self.problems.len();
+        let mut allow = Vec::new();
+        for (i, a) in s.allow.iter().enumerate() {
+            let (under, rest) = match a.strip_prefix("*.") {
+                Some(r) => (true, r),
+                None => (false, a.as_str()),
+            };
+            match clean_name(rest) {
+                Some(n) if under => allow.push(NamePattern::Under(n)),
+                Some(n) => allow.push(NamePattern::Exact(n)),
+                None => self.problem(
+                    format!("dns.allow[{i}]"),
+                    format!("{a:?} is not a DNS name (or *.name)"),
+                ),
+            }
+        }
+        let mut statics = Vec::new();
+        for (i, e) in s.statics.iter().enumerate() {
+            match clean_name(&e.name) {
+                Some(n) if !e.addresses.is_empty() => statics.push((n, e.addresses.clone())),
+                Some(_) => self.problem(
+                    format!("dns.static[{i}].addresses"),
+                    "at least one address is required",
+                ),
+                None => self.problem(
+                    format!("dns.static[{i}].name"),
+                    format!("{:?} is not a DNS name", e.name),
+                ),
+            }
+        }
+        if !allow.is_empty() && s.upstream.is_empty() {
+            self.problem(
+                "dns.upstream",
+                "dns.allow names are forwarded to dns.upstream, which is empty (or answer them with [[dns.static]])",
+            );
+        }
+        let sinkhole = match s.sinkhole.as_str() {
+            "nxdomain" => Some(Sinkhole::NxDomain),
+            "trap" => match s.trap_pool.parse::<Ipv4Net>() {
+                Ok(net) if net.prefix_len() <= 30 => Some(Sinkhole::Trap(net.trunc())),
+                Ok(_) => {
+                    self.problem(
+                        "dns.trap_pool",
+                        "must hold at least 2 addresses (/30 or larger)",
+                    );
+                    None
+                }
+                Err(_) => {
+                    self.problem(
+                        "dns.trap_pool",
+                        format!("{:?} is not an IPv4 network (a.b.c.d/len)", s.trap_pool),
+                    );
+                    None
+                }
+            },
+            other => {
+                self.problem(
+                    "dns.sinkhole",
+                    format!("{other:?}: expected \"nxdomain\" or \"trap\""),
+                );
+                None
+            }
+        };
+        if !(1..=86_400).contains(&s.ttl_secs) {
+            self.problem("dns.ttl_secs", "must be between 1 and 86400");
+        }
+        if !(1..=60).contains(&s.upstream_timeout_secs) {
+            self.problem("dns.upstream_timeout_secs", "must be between 1 and 60");
+        }
+        if self.problems.len() > before {
+            return None;
+        }
+        Some(DnsConfig {
+            listen: s.listen,
+            upstream: s.upstream.clone(),
+            allow,
+            statics,
+            sinkhole: sinkhole?,
+            ttl_secs: s.ttl_secs,
+            upstream_timeout: Duration::from_secs(s.upstream_timeout_secs),
+        })
+    }
+
+    /// `[egress]`, with its allow rules checked against the devices.
+    pub fn egress(&mut self, s: &EgressSection, devices: &[Device]) -> Option<EgressConfig> {
+        let before = self.problems.len();
+        let categories = match &s.categories {
+            None => Some(Categories::built_in()),
+            Some(f) => {
+                let path = self.base_dir.join(f);
+                match std::fs::read_to_string(&path) {
+                    Ok(text) => match Categories::parse(&text, &path.display().to_string()) {
+                        Ok(c) => Some(c),
+                        Err(errors) => {
+                            for e in errors {
+                                self.problem("egress.categories", e);
+                            }
+                            None
+                        }
+                    },
+                    Err(e) => {
+                        self.problem(
+                            "egress.categories",
+                            format!("cannot read {}: {e}", path.display()),
+                        );
+                        None
+                    }
+                }
+            }
+        };
+        if !(1..=60).contains(&s.peek_timeout_secs) {
+            self.problem("egress.peek_timeout_secs", "must be between 1 and 60");
+        }
+        if !(1..=86_400).contains(&s.forward_idle_timeout_secs) {
+            self.problem(
+                "egress.forward_idle_timeout_secs",
+                "must be between 1 and 86400",
+            );
+        }
+        if !(1..=65_536).contains(&s.max_connections) {
+            self.problem("egress.max_connections", "must be between 1 and 65536");
+        }
+        if let Some(i) = &s.camera_interface
+            && (i.is_empty()
+                || i.len() > 15
+                || !i
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)))
+        {
+            self.problem(
+                "egress.camera_interface",
+                format!("{i:?} is not an interface name"),
+            );
+        }
+        let mut allow = Vec::new();
+        for (i, a) in s.allow.iter().enumerate() {
+            let at = format!("egress.allow[{i}]");
+            let Some(to) = a.to else {
+                self.problem(format!("{at}.to"), "required: the destination address:port");
+                continue;
+            };
+            if a.devices.is_empty() {
+                self.problem(format!("{at}.devices"), "required: device ids or \"*\"");
+                continue;
+            }
+            let set = if a.devices.iter().any(|d| d == "*") {
+                DeviceSet::All
+            } else {
+                for d in &a.devices {
+                    if !devices.iter().any(|x| x.id.as_str() == d) {
+                        self.problem(format!("{at}.devices"), format!("no device {d:?}"));
+                    }
+                }
+                DeviceSet::Only(a.devices.iter().cloned().collect())
+            };
+            allow.push(EgressAllow {
+                devices: set,
+                to,
+                reason: a.reason.clone(),
+            });
+        }
+        if !allow.is_empty() && s.trap_tcp.is_none() {
+            self.warn(
+                "egress.allow",
+                "allow rules take effect in the TCP trap, and egress.trap_tcp is not set",
+            );
+        }
+        if self.problems.len() > before {
+            return None;
+        }
+        Some(EgressConfig {
+            trap_tcp: s.trap_tcp,
+            trap_udp: s.trap_udp,
+            peek_timeout: Duration::from_secs(s.peek_timeout_secs),
+            max_connections: s.max_connections,
+            ntp_servers: s.ntp_servers.clone(),
+            camera_interface: s.camera_interface.clone(),
+            forward_idle_timeout: Duration::from_secs(s.forward_idle_timeout_secs),
+            allow,
+            categories: Arc::new(categories?),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn name_patterns() {
+        let under = NamePattern::Under("site.example".into());
+        assert!(under.matches("ntp.site.example"));
+        assert!(under.matches("a.b.site.example"));
+        assert!(!under.matches("site.example"));
+        assert!(!under.matches("evilsite.example"));
+        let exact = NamePattern::Exact("ntp.site.example".into());
+        assert!(exact.matches("ntp.site.example"));
+        assert!(!exact.matches("x.ntp.site.example"));
+    }
+
+    #[test]
+    fn clean_names() {
+        assert_eq!(
+            clean_name("NTP.Site.Example.").as_deref(),
+            Some("ntp.site.example")
+        );
+        assert_eq!(clean_name("a..b"), None);
+        assert_eq!(clean_name("a b"), None);
+        assert_eq!(clean_name(&"a".repeat(64)), None);
+        assert_eq!(clean_name(""), None);
+    }
+}
