@@ -42,6 +42,8 @@ pub struct AdminState {
     pub registry: Arc<Registry>,
     pub metrics: Metrics,
     pub rtsp: Arc<RtspServer>,
+    /// Egress attempts per device.
+    pub egress: Arc<crate::egress::book::Book>,
     /// Config loaded and every listener bound (cleared at shutdown).
     pub ready: AtomicBool,
 }
@@ -159,7 +161,7 @@ async fn devices(
     if let Some(r) = reject_params(&q) {
         return r;
     }
-    json(&status::all(&s.registry, &s.rtsp.sessions))
+    json(&status::all(&s.registry, &s.rtsp.sessions, &s.egress))
 }
 
 async fn device(
@@ -176,7 +178,7 @@ async fn device(
         );
     }
     match s.registry.device(&id) {
-        Some(d) => json(&status::device(d, &s.rtsp.sessions)),
+        Some(d) => json(&status::device(d, &s.rtsp.sessions, &s.egress)),
         None => (StatusCode::NOT_FOUND, format!("no device '{id}'\n")).into_response(),
     }
 }
@@ -188,7 +190,7 @@ async fn status_page(
     if let Some(r) = reject_params(&q) {
         return r;
     }
-    let devices = status::all(&s.registry, &s.rtsp.sessions);
+    let devices = status::all(&s.registry, &s.rtsp.sessions, &s.egress);
     (
         [
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),

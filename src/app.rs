@@ -17,8 +17,9 @@ use std::collections::HashMap;
 
 use crate::admin::{self, AdminState};
 use crate::auth::Authenticator;
-use crate::config::{Config, DeviceSource};
+use crate::config::{Config, DeviceSource, Sinkhole};
 use crate::devices::Registry;
+use crate::egress::{self, book::Book};
 use crate::http::{
     self,
     proxy::{DeviceApi, Mode, Proxy},
@@ -45,6 +46,20 @@ pub enum StartError {
     },
     #[error("invalid TLS files: {0}")]
     Tls(String),
+    #[error("cannot bind the DNS sinkhole on {addr}: {source}")]
+    BindDns {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot start the DNS sinkhole: {0}")]
+    Dns(String),
+    #[error("cannot bind the egress trap on {addr}: {source}")]
+    BindTrap {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot bind the admin listener on {addr}: {source}")]
     BindAdmin {
         addr: SocketAddr,
@@ -59,6 +74,12 @@ pub struct Running {
     /// The camera API listeners: path-based first (if any), then fronts.
     pub http_addrs: Vec<SocketAddr>,
     pub admin_addr: SocketAddr,
+    /// The DNS sinkhole (UDP and TCP on the same port), if on.
+    pub dns_addr: Option<SocketAddr>,
+    /// The egress trap's TCP and UDP listeners, if on.
+    pub trap_tcp_addr: Option<SocketAddr>,
+    pub trap_udp_addr: Option<SocketAddr>,
+    pub egress: Arc<Book>,
     pub metrics: Metrics,
     pub udp_ports: Option<(u16, u16)>,
     pub registry: Arc<Registry>,
@@ -67,6 +88,9 @@ pub struct Running {
     cancel: CancellationToken,
     tracker: TaskTracker,
 }
+
+/// A DNS-over-TCP connection idle this long is closed.
+const DNS_TCP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How often stream rates (bitrate, fps) are sampled.
 const RATE_INTERVAL: Duration = Duration::from_secs(2);
@@ -159,10 +183,20 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     )
     .await?;
 
+    let pool = match config.dns.sinkhole {
+        Sinkhole::Trap(net) => Some(net),
+        Sinkhole::NxDomain => None,
+    };
+    let book = Arc::new(Book::new(&config, pool));
+    let dns_addr = start_dns(&config, &book, &metrics, &cancel, &tracker).await?;
+    let (trap_tcp_addr, trap_udp_addr) =
+        start_trap(&config, &book, &metrics, &cancel, &tracker).await?;
+
     let admin = Arc::new(AdminState {
         registry: registry.clone(),
         metrics: metrics.clone(),
         rtsp: rtsp_server.clone(),
+        egress: book.clone(),
         ready: AtomicBool::new(true),
     });
     tracker.spawn(admin::serve(
@@ -189,6 +223,10 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         rtsp_addr,
         http_addrs,
         admin_addr,
+        dns_addr,
+        trap_tcp_addr,
+        trap_udp_addr,
+        egress: book,
         metrics,
         admin,
         udp_ports,
@@ -223,6 +261,97 @@ impl Running {
     pub fn cancel_token(&self) -> CancellationToken {
         self.cancel.clone()
     }
+}
+
+/// Binds the DNS sinkhole (UDP, then TCP on the same port) and serves it.
+async fn start_dns(
+    config: &Config,
+    book: &Arc<Book>,
+    metrics: &Metrics,
+    cancel: &CancellationToken,
+    tracker: &TaskTracker,
+) -> Result<Option<SocketAddr>, StartError> {
+    let Some(listen) = config.dns.listen else {
+        return Ok(None);
+    };
+    let udp = tokio::net::UdpSocket::bind(listen)
+        .await
+        .map_err(|source| StartError::BindDns {
+            addr: listen,
+            source,
+        })?;
+    let addr = udp.local_addr().unwrap_or(listen);
+    let tcp = TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::BindDns { addr, source })?;
+    let handler = egress::dns::Handler::new(
+        config.dns.clone(),
+        config.egress.categories.clone(),
+        book.clone(),
+        metrics.clone(),
+    )
+    .map_err(StartError::Dns)?;
+    let mut server = hickory_server::Server::new(handler);
+    server.register_socket(udp);
+    server.register_listener(tcp, DNS_TCP_TIMEOUT, 32);
+    let cancel = cancel.child_token();
+    tracker.spawn(async move {
+        tokio::select! {
+            _ = cancel.cancelled() => {
+                let _ = server.shutdown_gracefully().await;
+            }
+            r = server.block_until_done() => {
+                if let Err(e) = r {
+                    warn!(error = %e, "DNS sinkhole stopped");
+                }
+            }
+        }
+    });
+    info!(%addr, sinkhole = ?config.dns.sinkhole, "DNS sinkhole running");
+    Ok(Some(addr))
+}
+
+/// Binds and serves the egress trap's TCP and UDP listeners.
+async fn start_trap(
+    config: &Config,
+    book: &Arc<Book>,
+    metrics: &Metrics,
+    cancel: &CancellationToken,
+    tracker: &TaskTracker,
+) -> Result<(Option<SocketAddr>, Option<SocketAddr>), StartError> {
+    let e = &config.egress;
+    if e.trap_tcp.is_none() && e.trap_udp.is_none() {
+        return Ok((None, None));
+    }
+    let trap = egress::trap::Trap::new(e.clone(), book.clone(), metrics.clone());
+    let mut tcp_addr = None;
+    if let Some(addr) = e.trap_tcp {
+        let l = egress::trap::bind_tcp(addr)
+            .await
+            .map_err(|source| StartError::BindTrap { addr, source })?;
+        tcp_addr = Some(l.local_addr().unwrap_or(addr));
+        tracker.spawn(egress::trap::serve_tcp(
+            l,
+            trap.clone(),
+            cancel.child_token(),
+            tracker.clone(),
+        ));
+    }
+    let mut udp_addr = None;
+    if let Some(addr) = e.trap_udp {
+        let (sock, transparent) =
+            egress::trap::bind_udp(addr).map_err(|source| StartError::BindTrap { addr, source })?;
+        if !transparent {
+            warn!(
+                %addr,
+                "egress.trap_udp: cannot set IP_TRANSPARENT (needs CAP_NET_ADMIN); datagrams the firewall tproxies will not arrive"
+            );
+        }
+        udp_addr = Some(sock.local_addr().unwrap_or(addr));
+        tracker.spawn(egress::trap::serve_udp(sock, trap, cancel.child_token()));
+    }
+    info!(tcp = ?tcp_addr, udp = ?udp_addr, "egress trap running");
+    Ok((tcp_addr, udp_addr))
 }
 
 /// Binds and starts the camera API proxy's listeners (when a policy was

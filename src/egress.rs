@@ -6,4 +6,6 @@
 
 pub mod book;
 pub mod categories;
+pub mod dns;
 pub mod sniff;
+pub mod trap;

@@ -37,6 +37,8 @@ pub const NAMES: &[&str] = &[
     "camgate_recorder_dropped_frames_total",
     "camgate_auth_failures_total",
     "camgate_egress_attempts_total",
+    "camgate_egress_attempt_bytes_total",
+    "camgate_dns_queries_total",
     "camgate_http_requests_total",
     "camgate_http_response_bytes_total",
     "camgate_http_upstream_errors_total",
@@ -116,11 +118,25 @@ struct DropLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct EgressLabels {
-    pub device: String,
-    pub protocol: &'static str,
-    pub category: &'static str,
-    pub verdict: &'static str,
+struct EgressLabels {
+    device: String,
+    protocol: &'static str,
+    category: String,
+    verdict: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EgressBytesLabels {
+    device: String,
+    protocol: &'static str,
+    category: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DnsLabels {
+    device: String,
+    verdict: &'static str,
+    category: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -203,10 +219,9 @@ pub struct Metrics {
     sent_bytes: Family<RecorderLabels, Counter>,
     dropped: Family<DropLabels, Counter>,
     auth_failures: Family<AuthLabels, Counter>,
-    /// Outbound attempts by the cameras; counted by the egress trap (a
-    /// later component: declared now so dashboards and alerts are stable,
-    /// empty until it exists).
-    pub egress_attempts: Family<EgressLabels, Counter>,
+    egress_attempts: Family<EgressLabels, Counter>,
+    egress_bytes: Family<EgressBytesLabels, Counter>,
+    dns_queries: Family<DnsLabels, Counter>,
     http_requests: Family<HttpLabels, Counter>,
     http_response_bytes: Family<DeviceLabels, Counter>,
     http_upstream_errors: Family<UpstreamErrorLabels, Counter>,
@@ -307,8 +322,20 @@ impl Metrics {
         let egress_attempts = Family::<EgressLabels, Counter>::default();
         r.register(
             "egress_attempts",
-            "Outbound connection attempts by cameras, by protocol, category and verdict",
+            "Outbound connections and datagrams cameras tried, by protocol, category and verdict (blocked, forwarded)",
             Declared(egress_attempts.clone()),
+        );
+        let egress_bytes = Family::<EgressBytesLabels, Counter>::default();
+        r.register(
+            "egress_attempt_bytes",
+            "Bytes cameras sent in outbound attempts (read before blocking, or forwarded)",
+            Declared(egress_bytes.clone()),
+        );
+        let dns_queries = Family::<DnsLabels, Counter>::default();
+        r.register(
+            "dns_queries",
+            "DNS queries from the camera network, by verdict (allowed, static, sinkholed, refused, failed, malformed) and category",
+            Declared(dns_queries.clone()),
         );
         let http_requests = Family::<HttpLabels, Counter>::default();
         r.register(
@@ -348,6 +375,8 @@ impl Metrics {
             dropped,
             auth_failures,
             egress_attempts,
+            egress_bytes,
+            dns_queries,
             http_requests,
             http_response_bytes,
             http_upstream_errors,
@@ -446,6 +475,52 @@ impl Metrics {
             .get_or_create(&UpstreamErrorLabels {
                 device: device.into(),
                 reason,
+            })
+            .inc();
+    }
+
+    /// Counts an outbound attempt and the bytes the camera sent in it.
+    pub fn egress_attempt(
+        &self,
+        device: &str,
+        protocol: &'static str,
+        category: &str,
+        verdict: &'static str,
+        bytes: u64,
+    ) {
+        self.egress_attempts
+            .get_or_create(&EgressLabels {
+                device: device.into(),
+                protocol,
+                category: category.into(),
+                verdict,
+            })
+            .inc();
+        self.egress_bytes
+            .get_or_create(&EgressBytesLabels {
+                device: device.into(),
+                protocol,
+                category: category.into(),
+            })
+            .inc_by(bytes);
+    }
+
+    /// Adds bytes to a forwarded attempt's count as they pass.
+    pub fn egress_bytes(&self, device: &str, protocol: &'static str, category: &str) -> Counter {
+        self.egress_bytes.get_or_create_owned(&EgressBytesLabels {
+            device: device.into(),
+            protocol,
+            category: category.into(),
+        })
+    }
+
+    /// Counts a DNS query from the camera network.
+    pub fn dns_query(&self, device: &str, verdict: &'static str, category: &str) {
+        self.dns_queries
+            .get_or_create(&DnsLabels {
+                device: device.into(),
+                verdict,
+                category: category.into(),
             })
             .inc();
     }

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::config::DeviceSource;
 use crate::devices::{DeviceEntry, Registry, StreamEntry};
+use crate::egress::book::Book;
 use crate::inspect::facts::{self, TrackFacts};
 use crate::media::hub::SourceState;
 use crate::rtsp::session::Sessions;
@@ -58,8 +59,10 @@ pub struct DeviceStatus {
     /// Every stream live.
     pub up: bool,
     pub streams: Vec<StreamStatus>,
-    /// Blocked egress attempts by category (the egress trap fills this in).
+    /// Blocked egress attempts by category (the egress trap).
     pub blocked_attempts: std::collections::BTreeMap<String, u64>,
+    /// The latest outbound attempts, newest first (at most 16).
+    pub recent_attempts: Vec<crate::egress::book::Attempt>,
 }
 
 impl DeviceStatus {
@@ -172,8 +175,9 @@ fn stream(d: &DeviceEntry, s: &StreamEntry, sessions: &Sessions) -> StreamStatus
 }
 
 /// The status of one device.
-pub fn device(d: &DeviceEntry, sessions: &Sessions) -> DeviceStatus {
+pub fn device(d: &DeviceEntry, sessions: &Sessions, book: &Book) -> DeviceStatus {
     let c = &d.config;
+    let (blocked_attempts, recent_attempts) = book.report(c.id.as_str());
     let streams: Vec<_> = d.streams.iter().map(|s| stream(d, s, sessions)).collect();
     let today = today();
     DeviceStatus {
@@ -202,16 +206,17 @@ pub fn device(d: &DeviceEntry, sessions: &Sessions) -> DeviceStatus {
             .map(|span| i64::from(span.get_days())),
         up: !streams.is_empty() && streams.iter().all(|s| s.up),
         streams,
-        blocked_attempts: Default::default(),
+        blocked_attempts,
+        recent_attempts,
     }
 }
 
 /// Every device, problems first, then by id.
-pub fn all(registry: &Registry, sessions: &Sessions) -> Vec<DeviceStatus> {
+pub fn all(registry: &Registry, sessions: &Sessions, book: &Book) -> Vec<DeviceStatus> {
     let mut v: Vec<_> = registry
         .devices()
         .iter()
-        .map(|d| device(d, sessions))
+        .map(|d| device(d, sessions, book))
         .collect();
     v.sort_by(|a, b| {
         b.severity()

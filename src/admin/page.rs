@@ -99,12 +99,24 @@ pub fn render(devices: &[DeviceStatus], today: jiff::civil::Date) -> String {
             .unwrap_or_default();
         let dropped = d.dropped_frames();
         let blocked = d.blocked();
+        // Most frequent categories first.
+        let mut by: Vec<_> = d.blocked_attempts.iter().collect();
+        by.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        let breakdown = if by.is_empty() {
+            String::new()
+        } else {
+            let parts: Vec<String> = by
+                .iter()
+                .map(|(c, n)| format!("{} {n}", escape(c)))
+                .collect();
+            format!("<br><small>{}</small>", parts.join(", "))
+        };
         let _ = writeln!(
             s,
             "<tr class=\"device {state}\" data-device=\"{id}\"><td class=\"id\">{id}</td><td>{vendor}</td>\
              <td class=\"state\">{state}</td><td class=\"in\">{bin}</td><td class=\"out\">{bout}</td>\
              <td class=\"recorders\">{rec}</td><td class=\"dropped{dw}\">{dropped}</td>\
-             <td class=\"blocked{bw}\">{blocked}</td>{days}<td>{streams}</td><td class=\"error\">{error}</td></tr>",
+             <td class=\"blocked{bw}\">{blocked}{breakdown}</td>{days}<td>{streams}</td><td class=\"error\">{error}</td></tr>",
             id = escape(&d.id),
             vendor = d.vendor,
             bin = bitrate(d.bitrate_in_bps()),
@@ -153,6 +165,7 @@ mod tests {
                 }),
             }],
             blocked_attempts: Default::default(),
+            recent_attempts: Vec::new(),
         }
     }
 

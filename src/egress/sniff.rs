@@ -246,12 +246,11 @@ fn http_host_path(bytes: &[u8]) -> (Option<String>, Option<String>) {
     (host, path)
 }
 
+/// Test helpers shared with the trap's tests.
 #[cfg(test)]
-mod tests {
-    use super::*;
-
+pub(crate) mod test_support {
     /// A ClientHello as rustls would send it, with `name` as SNI.
-    pub(crate) fn client_hello(name: &str) -> Vec<u8> {
+    pub fn client_hello(name: &str) -> Vec<u8> {
         let mut sni = Vec::new();
         let n = name.as_bytes();
         sni.extend(((n.len() + 3) as u16).to_be_bytes());
@@ -281,6 +280,12 @@ mod tests {
         rec.extend(&hs);
         rec
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::client_hello;
+    use super::*;
 
     #[test]
     fn tls_sni() {

@@ -28,6 +28,10 @@ pub struct TestApp {
     pub admin: SocketAddr,
     /// Camera API listeners (path-based first, then fronts).
     pub http: Vec<SocketAddr>,
+    /// DNS sinkhole and egress trap listeners, when configured.
+    pub dns: Option<SocketAddr>,
+    pub trap_tcp: Option<SocketAddr>,
+    pub trap_udp: Option<SocketAddr>,
     pub dir: tempfile::TempDir,
 }
 
@@ -94,6 +98,9 @@ pub async fn spawn_app_in(dir: tempfile::TempDir, config: &str, env: &[(&str, &s
         rtsp: running.rtsp_addr,
         admin: running.admin_addr,
         http: running.http_addrs.clone(),
+        dns: running.dns_addr,
+        trap_tcp: running.trap_tcp_addr,
+        trap_udp: running.trap_udp_addr,
         running: Some(running),
         dir,
     }
