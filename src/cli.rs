@@ -42,4 +42,11 @@ pub enum Command {
         #[arg(long, env = "CAMGATE_CONFIG", default_value = DEFAULT_CONFIG)]
         config: PathBuf,
     },
+    /// Print the nftables ruleset that confines the configured cameras
+    /// (apply with `nft -f`); exit 1 on an invalid configuration.
+    Nft {
+        /// Configuration file.
+        #[arg(long, env = "CAMGATE_CONFIG", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
 }

@@ -7,5 +7,6 @@
 pub mod book;
 pub mod categories;
 pub mod dns;
+pub mod nft;
 pub mod sniff;
 pub mod trap;

@@ -17,6 +17,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check { config } => check(&config),
+        Command::Nft { config } => nft(&config),
         Command::Run { config } => {
             if let Err(e) = telemetry::init(cli.log.as_deref(), cli.log_format) {
                 eprintln!("camgate: {e}");
@@ -45,6 +46,29 @@ fn check(path: &std::path::Path) -> ExitCode {
                 println!("error: {p}");
             }
             println!("{}: {} error(s)", path.display(), e.problems.len());
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn nft(path: &std::path::Path) -> ExitCode {
+    let loaded = match config::load(path) {
+        Ok(l) => l,
+        Err(e) => {
+            for p in &e.problems {
+                eprintln!("error: {p}");
+            }
+            eprintln!("{}: {} error(s)", path.display(), e.problems.len());
+            return ExitCode::from(1);
+        }
+    };
+    match camgate::egress::nft::render(&loaded.config) {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("camgate nft: {e}");
             ExitCode::from(1)
         }
     }
