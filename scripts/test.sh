@@ -17,6 +17,8 @@ packages=(
   chromium                      # headless browser test of the status page
   prometheus                    # promtool: checks and tests the shipped alert rules
   wrk                           # HTTP load generator: the API proxy benchmark (smoke-run by the tests)
+  nftables                      # nft: the egress containment test applies `camgate nft` in network namespaces
+  iproute2                      # ip netns, veth: the egress namespace test
 )
 missing=()
 for p in "${packages[@]}"; do

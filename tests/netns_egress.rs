@@ -1,0 +1,474 @@
+//! End to end in network namespaces the test creates and removes:
+//!
+//! ```text
+//!  camera 10.20.0.11 ── 10.20.0.1 camgate 10.30.0.1 ── 10.30.0.5 recorder
+//!                                 198.51.100.1
+//!                                      │
+//!                                 198.51.100.2 internet (203.0.113.0/24,
+//!                                              198.18.0.0/16, listeners)
+//! ```
+//!
+//! The camera namespace runs a camera (camgate's simulated camera serving
+//! RTSP) and makes the outbound attempts vendor firmware makes; the camgate
+//! namespace routes the camera network with the ruleset `camgate nft`
+//! renders (and the tproxy routing from `deploy/nftables`); the internet
+//! namespace owns every destination the camera tries, with listeners that
+//! record anything that arrives; the recorder plays the camera through
+//! camgate and receives the camera's allowed alarm push. Needs root; skips
+//! with a message only where the kernel refuses namespaces.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_camgate");
+const TOOL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/netns_tool.py");
+
+/// Namespaces and the processes in them; everything removed on drop.
+struct Lab {
+    ns: Vec<String>,
+    procs: Vec<Child>,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for p in &mut self.procs {
+            let _ = p.kill();
+            let _ = p.wait();
+        }
+        for n in &self.ns {
+            let _ = Command::new("ip").args(["netns", "del", n]).status();
+        }
+    }
+}
+
+fn run(args: &[&str]) -> Result<String, String> {
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .map_err(|e| format!("{}: {e}", args.join(" ")))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+impl Lab {
+    fn name(&self, role: &str) -> String {
+        self.ns
+            .iter()
+            .find(|n| n.ends_with(role))
+            .cloned()
+            .expect("namespace")
+    }
+
+    /// Runs a command in the namespace `role`; panics with its stderr on failure.
+    fn exec(&self, role: &str, args: &[&str]) -> String {
+        let ns = self.name(role);
+        let mut full = vec!["ip", "netns", "exec", ns.as_str()];
+        full.extend_from_slice(args);
+        run(&full).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Starts a long-running process in `role`; its stdout (or stderr)
+    /// lines are collected. Returns the collected lines.
+    fn spawn(&mut self, role: &str, args: &[&str], stderr: bool) -> Arc<Mutex<Vec<String>>> {
+        let ns = self.name(role);
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &ns])
+            .args(args)
+            .stdin(Stdio::null());
+        if stderr {
+            cmd.stderr(Stdio::piped()).stdout(Stdio::null());
+        } else {
+            cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
+        }
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        let pipe: Box<dyn std::io::Read + Send> = if stderr {
+            Box::new(child.stderr.take().unwrap())
+        } else {
+            Box::new(child.stdout.take().unwrap())
+        };
+        std::thread::spawn(move || {
+            for l in BufReader::new(pipe).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(l);
+            }
+        });
+        self.procs.push(child);
+        lines
+    }
+}
+
+fn wait_for(lines: &Arc<Mutex<Vec<String>>>, what: &str, secs: u64) {
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(secs) {
+        if lines.lock().unwrap().iter().any(|l| l.contains(what)) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!(
+        "no {what:?} within {secs} s; output so far:\n{}",
+        lines.lock().unwrap().join("\n")
+    );
+}
+
+fn sample(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Creates the namespaces, or says why the kernel refused.
+fn lab() -> Result<Lab, String> {
+    let tag = format!("cg{}", std::process::id() % 100_000);
+    let mut lab = Lab {
+        ns: Vec::new(),
+        procs: Vec::new(),
+        dir: tempfile::tempdir().map_err(|e| e.to_string())?,
+    };
+    for role in ["cam", "gw", "rec", "net"] {
+        let n = format!("{tag}{role}");
+        let _ = Command::new("ip").args(["netns", "del", &n]).output();
+        run(&["ip", "netns", "add", &n])?;
+        lab.ns.push(n);
+    }
+    Ok(lab)
+}
+
+#[test]
+fn cameras_reach_nothing_but_camgate() {
+    support::require("ip");
+    support::require("nft");
+    support::require("python3");
+    support::require("ffprobe");
+    let mut lab = match lab() {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("SKIPPED: network namespaces unavailable here ({e}); run as root");
+            return;
+        }
+    };
+    let (cam, gw, rec, net) = (
+        lab.name("cam"),
+        lab.name("gw"),
+        lab.name("rec"),
+        lab.name("net"),
+    );
+
+    // Links, created directly inside the namespaces.
+    for (a, an, b, bn) in [
+        ("c0", &cam, "gc", &gw),
+        ("r0", &rec, "gr", &gw),
+        ("n0", &net, "gn", &gw),
+    ] {
+        run(&[
+            "ip", "link", "add", a, "netns", an, "type", "veth", "peer", "name", b, "netns", bn,
+        ])
+        .unwrap();
+    }
+    for (role, cmds) in [
+        (
+            "cam",
+            vec![
+                "ip addr add 10.20.0.11/24 dev c0",
+                "ip link set c0 up",
+                "ip route add default via 10.20.0.1",
+            ],
+        ),
+        (
+            "rec",
+            vec![
+                "ip addr add 10.30.0.5/24 dev r0",
+                "ip link set r0 up",
+                "ip route add default via 10.30.0.1",
+            ],
+        ),
+        (
+            "net",
+            vec![
+                "ip addr add 198.51.100.2/24 dev n0",
+                "ip link set n0 up",
+                "ip addr add 203.0.113.10/32 dev lo",
+                "ip addr add 203.0.113.30/32 dev lo",
+                "ip addr add 203.0.113.53/32 dev lo",
+                "ip route add local 198.18.0.0/15 dev lo",
+                "ip route add 10.20.0.0/24 via 198.51.100.1",
+                "ip route add 10.30.0.0/24 via 198.51.100.1",
+            ],
+        ),
+        (
+            "gw",
+            vec![
+                "ip addr add 10.20.0.1/24 dev gc",
+                "ip addr add 10.30.0.1/24 dev gr",
+                "ip addr add 198.51.100.1/24 dev gn",
+                "ip link set gc up",
+                "ip link set gr up",
+                "ip link set gn up",
+                // Anything that escaped would go to the internet namespace.
+                "ip route add default via 198.51.100.2",
+                "sysctl -qw net.ipv4.ip_forward=1",
+            ],
+        ),
+    ] {
+        lab.exec(role, &["ip", "link", "set", "lo", "up"]);
+        for c in cmds {
+            let args: Vec<&str> = c.split(' ').collect();
+            lab.exec(role, &args);
+        }
+    }
+    // tproxy routing, exactly as shipped.
+    let routing = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/nftables/tproxy-routing.sh"
+    );
+    lab.exec("gw", &["sh", routing]);
+
+    // The gateway's config and ruleset.
+    let gw_config = lab.dir.path().join("camgate.toml");
+    std::fs::write(
+        &gw_config,
+        r#"
+[rtsp]
+listen = "10.30.0.1:8554"
+udp_rtp_port = 0
+[admin]
+listen = "127.0.0.1:9559"
+[camera]
+connect_timeout_secs = 5
+[dns]
+listen = "10.20.0.1:53"
+sinkhole = "trap"
+[[dns.static]]
+name = "ntp.site.example"
+addresses = ["198.51.100.123"]
+[egress]
+trap_tcp = "0.0.0.0:15001"
+trap_udp = "0.0.0.0:15002"
+peek_timeout_secs = 2
+ntp_servers = ["198.51.100.123"]
+[[egress.allow]]
+devices = ["cam"]
+to = "10.30.0.5:8089"
+reason = "alarm push to the recorder"
+[[recorder]]
+name = "nvr"
+username = "nvr"
+password = "nvr-pass"
+devices = ["*"]
+[[device]]
+id = "cam"
+vendor = "hikvision"
+host = "10.20.0.11"
+username = "admin"
+password = "cam-pass"
+[device.streams]
+main = "/demo/main"
+"#,
+    )
+    .unwrap();
+    let rules = run(&[BIN, "nft", "--config", gw_config.to_str().unwrap()]).unwrap();
+    let rules_file = lab.dir.path().join("camgate.nft");
+    std::fs::write(&rules_file, &rules).unwrap();
+    lab.exec("gw", &["nft", "-f", rules_file.to_str().unwrap()]);
+
+    // The camera: camgate's simulated camera serving RTSP on 554.
+    let cam_config = lab.dir.path().join("camera.toml");
+    std::fs::write(
+        &cam_config,
+        "[rtsp]\nlisten = \"10.20.0.11:554\"\nudp = false\n[admin]\nlisten = \"127.0.0.1:9559\"\n\
+         [[recorder]]\nname = \"gw\"\nusername = \"admin\"\npassword = \"cam-pass\"\ndevices = [\"*\"]\n\
+         [[device]]\nid = \"demo\"\nsimulated = true\n",
+    )
+    .unwrap();
+    let camera_log = lab.spawn(
+        "cam",
+        &[
+            BIN,
+            "run",
+            "--log-format",
+            "json",
+            "--config",
+            cam_config.to_str().unwrap(),
+        ],
+        true,
+    );
+    wait_for(&camera_log, "camgate running", 20);
+
+    // The internet: listeners on every port the camera tries.
+    let sink = lab.spawn(
+        "net",
+        &[
+            "python3",
+            TOOL,
+            "sink",
+            "80,443,7660,8666,53",
+            "8800,53,123",
+        ],
+        false,
+    );
+    wait_for(&sink, "ready", 10);
+    let alarm = lab.spawn("rec", &["python3", TOOL, "alarm", "10.30.0.5:8089"], false);
+    wait_for(&alarm, "ready", 10);
+
+    // camgate.
+    let gw_log = lab.spawn(
+        "gw",
+        &[
+            BIN,
+            "run",
+            "--log-format",
+            "json",
+            "--config",
+            gw_config.to_str().unwrap(),
+        ],
+        true,
+    );
+    wait_for(&gw_log, "camgate running", 20);
+    let metrics = |lab: &Lab| {
+        lab.exec(
+            "gw",
+            &["python3", TOOL, "get", "http://127.0.0.1:9559/metrics"],
+        )
+    };
+    let t = Instant::now();
+    while sample(
+        &metrics(&lab),
+        "camgate_stream_up{device=\"cam\",stream=\"main\"}",
+    ) != 1.0
+    {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "camgate never pulled the camera:\n{}",
+            gw_log.lock().unwrap().join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // The camera's attempts.
+    let probes = lab.exec("cam", &["python3", TOOL, "probes", "10.20.0.1"]);
+    let probes: Vec<serde_json::Value> = probes
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let probe = |name: &str| -> &serde_json::Value {
+        probes
+            .iter()
+            .find(|p| p["probe"] == name || p["name"] == name)
+            .unwrap_or_else(|| panic!("no probe {name}: {probes:?}"))
+    };
+    let in_pool = |v: &serde_json::Value| {
+        v["addrs"]
+            .as_array()
+            .is_some_and(|a| a.len() == 1 && a[0].as_str().unwrap().starts_with("198.18."))
+    };
+    assert!(in_pool(probe("litedev.hik-connect.com")), "{probes:?}");
+    assert!(in_pool(probe("www.easy4ipcloud.com")), "{probes:?}");
+    assert!(
+        in_pool(probe("dns-hardcoded")),
+        "hard-coded resolver caught: {probes:?}"
+    );
+    let allowed = probe("ntp.site.example");
+    assert_eq!(allowed["rcode"], "NOERROR");
+    assert_eq!(
+        allowed["addrs"][0], "198.51.100.123",
+        "the allowed name resolves"
+    );
+    assert_eq!(probe("example.com")["rcode"], "REFUSED");
+    for p in ["https-hik-connect", "http-ddns", "tcp-bare-ip"] {
+        let r = probe(p)["result"].as_str().unwrap();
+        assert!(r == "reset" || r == "closed", "{p}: {r}");
+    }
+    assert_eq!(probe("udp-p2p")["result"], "no-answer");
+    let push = probe("alarm-push")["result"].as_str().unwrap();
+    assert!(
+        push.starts_with("answered: b'OK"),
+        "alarm push forwarded: {push}"
+    );
+
+    // A recorder still plays the camera through camgate.
+    let streams = lab.exec(
+        "rec",
+        &[
+            "ffprobe",
+            "-v",
+            "error",
+            "-rtsp_transport",
+            "tcp",
+            "-show_entries",
+            "stream=codec_name",
+            "-of",
+            "csv=p=0",
+            "rtsp://nvr:nvr-pass@10.30.0.1:8554/cam/main",
+        ],
+    );
+    assert!(
+        streams.lines().any(|l| l.trim() == "h264"),
+        "ffprobe: {streams}"
+    );
+
+    // Every attempt counted with the right device and category.
+    std::thread::sleep(Duration::from_millis(500));
+    let text = metrics(&lab);
+    let dns = |verdict: &str, category: &str| {
+        sample(
+            &text,
+            &format!(
+                "camgate_dns_queries_total{{device=\"cam\",verdict=\"{verdict}\",category=\"{category}\"}}"
+            ),
+        )
+    };
+    let egress = |proto: &str, category: &str, verdict: &str| {
+        sample(
+            &text,
+            &format!(
+                "camgate_egress_attempts_total{{device=\"cam\",protocol=\"{proto}\",category=\"{category}\",verdict=\"{verdict}\"}}"
+            ),
+        )
+    };
+    assert_eq!(dns("sinkholed", "hik_connect"), 3.0, "{text}");
+    assert_eq!(dns("sinkholed", "dahua_p2p"), 1.0, "{text}");
+    assert_eq!(dns("sinkholed", "ddns"), 2.0, "{text}");
+    assert_eq!(dns("static", "site"), 1.0, "{text}");
+    assert_eq!(dns("refused", "unknown"), 1.0, "{text}");
+    assert_eq!(egress("tcp", "hik_connect", "blocked"), 1.0, "{text}");
+    assert_eq!(egress("tcp", "ddns", "blocked"), 1.0, "{text}");
+    assert_eq!(egress("tcp", "direct_ip", "blocked"), 1.0, "{text}");
+    assert_eq!(egress("udp", "direct_ip", "blocked"), 1.0, "{text}");
+    assert_eq!(egress("tcp", "site", "forwarded"), 1.0, "{text}");
+    assert!(
+        sample(
+            &text,
+            "camgate_egress_attempt_bytes_total{device=\"cam\",protocol=\"tcp\",category=\"site\"}"
+        ) >= 6.0,
+        "{text}"
+    );
+    // The recorder got the push from camgate, not from the camera.
+    let pushes = alarm.lock().unwrap().clone();
+    assert!(
+        pushes.iter().any(|l| l.contains("\"peer\": \"10.30.0.1\"")),
+        "{pushes:?}"
+    );
+    // And the internet saw nothing at all.
+    std::thread::sleep(Duration::from_millis(500));
+    let leaked: Vec<String> = sink
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| *l != "ready")
+        .cloned()
+        .collect();
+    assert!(leaked.is_empty(), "reached the internet: {leaked:?}");
+}
