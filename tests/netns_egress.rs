@@ -150,9 +150,6 @@ fn lab() -> Result<Lab, String> {
 #[test]
 fn cameras_reach_nothing_but_camgate() {
     support::require("ip");
-    support::require("nft");
-    support::require("python3");
-    support::require("ffprobe");
     let mut lab = match lab() {
         Ok(l) => l,
         Err(e) => {
@@ -160,6 +157,9 @@ fn cameras_reach_nothing_but_camgate() {
             return;
         }
     };
+    support::require("nft");
+    support::require("python3");
+    support::require("ffprobe");
     let (cam, gw, rec, net) = (
         lab.name("cam"),
         lab.name("gw"),
@@ -282,7 +282,16 @@ main = "/demo/main"
     let rules = run(&[BIN, "nft", "--config", gw_config.to_str().unwrap()]).unwrap();
     let rules_file = lab.dir.path().join("camgate.nft");
     std::fs::write(&rules_file, &rules).unwrap();
-    lab.exec("gw", &["nft", "-f", rules_file.to_str().unwrap()]);
+    let gw_ns = lab.name("gw");
+    if let Err(e) = run(&["ip", "netns", "exec", &gw_ns, "nft", "-f", rules_file.to_str().unwrap()]) {
+        // A kernel without nf_tables (or its nat, fib, tproxy parts) is the
+        // one reason to skip; a ruleset the kernel has but rejects fails.
+        if e.contains("Operation not supported") || e.contains("Protocol not supported") {
+            eprintln!("SKIPPED: this kernel refuses nftables: {e}");
+            return;
+        }
+        panic!("the rendered ruleset does not apply: {e}\n{rules}");
+    }
 
     // The camera: camgate's simulated camera serving RTSP on 554.
     let cam_config = lab.dir.path().join("camera.toml");
