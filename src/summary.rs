@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use crate::config::{AudioPolicy, Config, DeviceSet, DeviceSource, Pull};
+use crate::config::{AudioPolicy, Config, DeviceSet, DeviceSource, Pull, Sinkhole};
 
 /// Renders listeners, recorders and devices.
 pub fn render(c: &Config) -> String {
@@ -28,6 +28,36 @@ pub fn render(c: &Config) -> String {
         None => {
             let _ = writeln!(s, "API    off");
         }
+    }
+    match c.dns.listen {
+        Some(l) => {
+            let sink = match c.dns.sinkhole {
+                Sinkhole::NxDomain => "nxdomain".to_string(),
+                Sinkhole::Trap(net) => format!("trap addresses from {net}"),
+            };
+            let _ = writeln!(
+                s,
+                "DNS    {l} udp+tcp  (vendor names: {sink}; {} allowed, {} static, {} categories)",
+                c.dns.allow.len(),
+                c.dns.statics.len(),
+                c.egress.categories.all().len()
+            );
+        }
+        None => {
+            let _ = writeln!(s, "DNS    off");
+        }
+    }
+    let addr = |a: Option<std::net::SocketAddr>| a.map_or("off".to_string(), |a| a.to_string());
+    if c.egress.trap_tcp.is_some() || c.egress.trap_udp.is_some() {
+        let _ = writeln!(
+            s,
+            "trap   tcp {}, udp {}  ({} allow rule(s))",
+            addr(c.egress.trap_tcp),
+            addr(c.egress.trap_udp),
+            c.egress.allow.len()
+        );
+    } else {
+        let _ = writeln!(s, "trap   off");
     }
     let _ = writeln!(s, "admin  http://{}/", c.admin.listen);
     let _ = writeln!(s, "recorders ({}):", c.recorders.len());

@@ -283,7 +283,15 @@ main = "/demo/main"
     let rules_file = lab.dir.path().join("camgate.nft");
     std::fs::write(&rules_file, &rules).unwrap();
     let gw_ns = lab.name("gw");
-    if let Err(e) = run(&["ip", "netns", "exec", &gw_ns, "nft", "-f", rules_file.to_str().unwrap()]) {
+    if let Err(e) = run(&[
+        "ip",
+        "netns",
+        "exec",
+        &gw_ns,
+        "nft",
+        "-f",
+        rules_file.to_str().unwrap(),
+    ]) {
         // A kernel without nf_tables (or its nat, fib, tproxy parts) is the
         // one reason to skip; a ruleset the kernel has but rejects fails.
         if e.contains("Operation not supported") || e.contains("Protocol not supported") {

@@ -85,6 +85,8 @@ pub fn clean_name(raw: &str) -> Option<String> {
         && n.split('.').all(|l| {
             !l.is_empty()
                 && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
                 && l.bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         });
@@ -301,6 +303,12 @@ mod tests {
             Some("ntp.site.example")
         );
         assert_eq!(clean_name("a..b"), None);
+        assert_eq!(clean_name("-"), None);
+        assert_eq!(clean_name("a-.example"), None);
+        assert_eq!(
+            clean_name("_dmarc.example").as_deref(),
+            Some("_dmarc.example")
+        );
         assert_eq!(clean_name("a b"), None);
         assert_eq!(clean_name(&"a".repeat(64)), None);
         assert_eq!(clean_name(""), None);

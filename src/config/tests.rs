@@ -395,3 +395,68 @@ fn allow_from_matches_mapped_v4() {
     assert!(r.allowed_from("192.0.2.7".parse().unwrap()));
     assert!(!r.allowed_from("192.0.2.8".parse().unwrap()));
 }
+
+#[test]
+fn dns_and_egress_problems_are_all_reported() {
+    let p = problems(
+        "[dns]\nlisten = \"127.0.0.1:0\"\nallow = [\"bad name\", \"*.ok.example\"]\nsinkhole = \"blackhole\"\n\
+         [[dns.static]]\nname = \"x.example\"\naddresses = []\n\
+         [[dns.static]]\nname = \"-\"\naddresses = [\"10.0.0.1\"]\n\
+         [egress]\ncategories = \"missing.toml\"\ncamera_interface = \"this-name-is-far-too-long\"\npeek_timeout_secs = 0\n\
+         [[egress.allow]]\ndevices = [\"nope\"]\nto = \"10.0.0.5:80\"\n\
+         [[egress.allow]]\ndevices = [\"*\"]\n\
+         [[device]]\nid = \"cam\"\nsimulated = true\n",
+    );
+    let all = p.join("\n");
+    for want in [
+        "dns.allow[0]",
+        "dns.upstream",
+        "dns.sinkhole",
+        "dns.static[0].addresses",
+        "dns.static[1].name",
+        "egress.categories",
+        "egress.camera_interface",
+        "egress.peek_timeout_secs",
+        "egress.allow[0].devices: no device \"nope\"",
+        "egress.allow[1].to",
+    ] {
+        assert!(all.contains(want), "missing {want:?} in:\n{all}");
+    }
+    let p = problems(
+        "[dns]\nsinkhole = \"trap\"\ntrap_pool = \"198.18.0.0/31\"\n[[device]]\nid = \"cam\"\nsimulated = true\n",
+    );
+    assert!(p.join("\n").contains("dns.trap_pool"), "{p:?}");
+    let p = problems(
+        "[dns]\nsinkhole = \"trap\"\ntrap_pool = \"fd00::/64\"\n[[device]]\nid = \"cam\"\nsimulated = true\n",
+    );
+    assert!(p.join("\n").contains("IPv4 network"), "{p:?}");
+    let p = problems("[egress]\nunknown_key = 1\n[[device]]\nid = \"cam\"\nsimulated = true\n");
+    assert!(p.join("\n").contains("egress.unknown_key"), "{p:?}");
+}
+
+#[test]
+fn a_categories_file_is_loaded_relative_to_the_config() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("cats.toml"),
+        "[[category]]\nid = \"acme_cloud\"\nvendor = \"acme\"\nreason = \"test\"\nnames = [\"acme.example\"]\n",
+    )
+    .unwrap();
+    let file = dir.path().join("c.toml");
+    std::fs::write(
+        &file,
+        "[egress]\ncategories = \"cats.toml\"\n[[device]]\nid = \"cam\"\nsimulated = true\n",
+    )
+    .unwrap();
+    let c = load_with_env(&file, Default::default(), &no_env)
+        .unwrap()
+        .config;
+    assert_eq!(
+        c.egress
+            .categories
+            .by_name("x.acme.example")
+            .map(|c| c.id.as_str()),
+        Some("acme_cloud")
+    );
+    assert!(c.egress.categories.by_name("hik-connect.com").is_none());
+}
