@@ -262,7 +262,7 @@ impl RequestHandler for Handler {
                 self.metrics.dns_query(&device, "sinkholed", &category);
                 static SINK: LogLimiter = LogLimiter::new(5);
                 if let Some(suppressed) = SINK.allow() {
-                    info!(device, name, %category, suppressed, "vendor name sinkholed");
+                    info!(device, source = %src.ip(), name, %category, suppressed, "vendor name sinkholed");
                 }
                 match self.cfg.sinkhole {
                     Sinkhole::NxDomain => {

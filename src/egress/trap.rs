@@ -132,6 +132,7 @@ impl Trap {
         if let Some(suppressed) = LOG.allow() {
             info!(
                 device,
+                source = %src.ip(),
                 protocol = proto.as_str(),
                 destination = %dst,
                 category = %c.category,
