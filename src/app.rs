@@ -329,13 +329,29 @@ async fn start_trap(
         let l = egress::trap::bind_tcp(addr)
             .await
             .map_err(|source| StartError::BindTrap { addr, source })?;
-        tcp_addr = Some(l.local_addr().unwrap_or(addr));
+        let bound = l.local_addr().unwrap_or(addr);
+        tcp_addr = Some(bound);
         tracker.spawn(egress::trap::serve_tcp(
             l,
             trap.clone(),
             cancel.child_token(),
             tracker.clone(),
         ));
+        if let Some(v6) = egress::trap::ipv6_twin(bound) {
+            match egress::trap::bind_tcp(v6).await {
+                Ok(l) => {
+                    tracker.spawn(egress::trap::serve_tcp(
+                        l,
+                        trap.clone(),
+                        cancel.child_token(),
+                        tracker.clone(),
+                    ));
+                }
+                Err(e) => {
+                    warn!(addr = %v6, error = %e, "no IPv6 TCP trap (IPv6 cameras' connections will not be counted)")
+                }
+            }
+        }
     }
     let mut udp_addr = None;
     if let Some(addr) = e.trap_udp {
@@ -347,8 +363,23 @@ async fn start_trap(
                 "egress.trap_udp: cannot set IP_TRANSPARENT (needs CAP_NET_ADMIN); datagrams the firewall tproxies will not arrive"
             );
         }
-        udp_addr = Some(sock.local_addr().unwrap_or(addr));
-        tracker.spawn(egress::trap::serve_udp(sock, trap, cancel.child_token()));
+        let bound = sock.local_addr().unwrap_or(addr);
+        udp_addr = Some(bound);
+        tracker.spawn(egress::trap::serve_udp(
+            sock,
+            trap.clone(),
+            cancel.child_token(),
+        ));
+        if let Some(v6) = egress::trap::ipv6_twin(bound) {
+            match egress::trap::bind_udp(v6) {
+                Ok((sock, _)) => {
+                    tracker.spawn(egress::trap::serve_udp(sock, trap, cancel.child_token()));
+                }
+                Err(e) => {
+                    warn!(addr = %v6, error = %e, "no IPv6 UDP trap (IPv6 cameras' datagrams will not be counted)")
+                }
+            }
+        }
     }
     info!(tcp = ?tcp_addr, udp = ?udp_addr, "egress trap running");
     Ok((tcp_addr, udp_addr))

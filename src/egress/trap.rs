@@ -168,7 +168,29 @@ impl Trap {
 
 /// Binds the TCP trap.
 pub async fn bind_tcp(addr: SocketAddr) -> io::Result<TcpListener> {
-    TcpListener::bind(addr).await
+    use socket2::{Domain, Protocol, Socket, Type};
+    let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    sock.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        // IPv4 is trapped by its own listener (see `ipv6_twin`).
+        sock.set_only_v6(true)?;
+    }
+    sock.bind(&addr.into())?;
+    sock.listen(1024)?;
+    sock.set_nonblocking(true)?;
+    TcpListener::from_std(sock.into())
+}
+
+/// For a trap on `0.0.0.0:port`, the IPv6 listener on `[::]:port` that
+/// IPv6 cameras' redirected traffic reaches.
+pub fn ipv6_twin(addr: SocketAddr) -> Option<SocketAddr> {
+    match addr {
+        SocketAddr::V4(v4) if v4.ip().is_unspecified() => Some(SocketAddr::from((
+            std::net::Ipv6Addr::UNSPECIFIED,
+            v4.port(),
+        ))),
+        _ => None,
+    }
 }
 
 /// Serves the TCP trap until `cancel`.
@@ -336,6 +358,9 @@ pub fn bind_udp(addr: SocketAddr) -> io::Result<(UdpSocket, bool)> {
     use socket2::{Domain, Protocol, Socket, Type};
     let sock = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     sock.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        sock.set_only_v6(true)?;
+    }
     let transparent = if addr.is_ipv4() {
         sock.set_ip_transparent_v4(true)
     } else {
