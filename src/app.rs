@@ -146,11 +146,15 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             else {
                 continue;
             };
-            let publisher = Publisher::new(
+            let mut publisher = Publisher::new(
                 stream.hub.clone(),
                 stream.metrics.clone(),
                 config.rtsp.max_payload_bytes,
                 format!("camgate/{}/{}", device.config.id, stream.name),
+            );
+            publisher.set_inspection(
+                config.inspect.enabled.then_some(device.config.sanitize),
+                stream.inspect.clone(),
             );
             let source = StreamSource {
                 device: device.config.clone(),
@@ -160,6 +164,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
                 cancel: cancel.child_token(),
                 session_group: group.clone(),
                 warned_tracks: false,
+                identity: device.identity.clone(),
             };
             let span = info_span!("source", device = %device.config.id, stream = %stream.name);
             tracker.spawn(source.run().instrument(span));
@@ -169,6 +174,24 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             DeviceSource::Camera(_) => "camera",
         };
         info!(device = %device.config.id, kind, streams = device.streams.len(), "device configured");
+    }
+
+    if config.inspect.fingerprint {
+        let cameras: Vec<_> = registry
+            .devices()
+            .iter()
+            .filter(|d| matches!(d.config.source, DeviceSource::Camera(_)))
+            .map(|d| (d.config.clone(), d.identity.clone()))
+            .collect();
+        if !cameras.is_empty() {
+            tracker.spawn(crate::inspect::probe::run(
+                cameras,
+                Duration::from_secs(config.inspect.probe_interval_secs),
+                Duration::from_secs(config.inspect.probe_timeout_secs),
+                tracker.clone(),
+                cancel.child_token(),
+            ));
+        }
     }
 
     tracker.spawn(bound.run(cancel.child_token(), tracker.clone()));

@@ -42,6 +42,18 @@ pub enum Command {
         #[arg(long, env = "CAMGATE_CONFIG", default_value = DEFAULT_CONFIG)]
         config: PathBuf,
     },
+    /// Print the removal inventory: every device with its configured and
+    /// detected vendor, model, firmware, deadline, stream facts and blocked
+    /// egress, sorted by deadline. Reads a running camgate's admin API, or
+    /// probes the cameras itself when none answers.
+    Inventory {
+        /// Configuration file.
+        #[arg(long, env = "CAMGATE_CONFIG", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = crate::inventory::Format::Table)]
+        format: crate::inventory::Format,
+    },
     /// Print the nftables ruleset that confines the configured cameras
     /// (apply with `nft -f`); exit 1 on an invalid configuration.
     Nft {

@@ -27,7 +27,7 @@ pub use validate::is_label_safe;
 pub use egress::{DnsConfig, EgressAllow, EgressConfig, NamePattern, Sinkhole};
 use schema::{
     AdminSection, CameraSection, DeviceEntry, DnsSection, EgressSection, FrontsSection,
-    HttpSection, RecorderEntry, RtspSection,
+    HttpSection, InspectSection, RecorderEntry, RtspSection,
 };
 
 /// The environment prefix for overrides: `CAMGATE__RTSP__LISTEN=...`.
@@ -212,6 +212,8 @@ pub struct Device {
     pub front: Option<IpAddr>,
     pub pull: Pull,
     pub audio: AudioPolicy,
+    /// What the inspector strips from this device's video.
+    pub sanitize: crate::inspect::sanitize::Policy,
     pub removal_deadline: Option<jiff::civil::Date>,
     pub streams: Vec<StreamConfig>,
 }
@@ -278,6 +280,7 @@ pub struct Config {
     pub file: PathBuf,
     pub rtsp: RtspSection,
     pub camera: CameraSection,
+    pub inspect: InspectSection,
     pub admin: AdminSection,
     pub http: HttpSection,
     pub fronts: FrontsSection,
@@ -369,6 +372,7 @@ pub fn load_with_env(
 
     let rtsp: Option<RtspSection> = section(&mut checker, "rtsp", root.remove("rtsp"));
     let camera: Option<CameraSection> = section(&mut checker, "camera", root.remove("camera"));
+    let inspect: Option<InspectSection> = section(&mut checker, "inspect", root.remove("inspect"));
     let admin: Option<AdminSection> = section(&mut checker, "admin", root.remove("admin"));
     let http: Option<HttpSection> = section(&mut checker, "http", root.remove("http"));
     let fronts: Option<FrontsSection> = section(&mut checker, "fronts", root.remove("fronts"));
@@ -383,7 +387,7 @@ pub fn load_with_env(
     for key in unknown {
         checker.problem(
             key,
-            "unknown key (known sections: rtsp, camera, admin, http, fronts, dns, egress, [[recorder]], [[device]])",
+            "unknown key (known sections: rtsp, camera, inspect, admin, http, fronts, dns, egress, [[recorder]], [[device]])",
         );
     }
 
@@ -404,10 +408,11 @@ pub fn load_with_env(
 
     let dns = dns.and_then(|d| checker.dns(&d));
     let egress = egress.and_then(|e| checker.egress(&e, &devices));
-    let config = match (rtsp, camera, admin, http, fronts, dns, egress) {
+    let config = match (rtsp, camera, inspect, admin, http, fronts, dns, egress) {
         (
             Some(rtsp),
             Some(camera),
+            Some(inspect),
             Some(admin),
             Some(http),
             Some(fronts),
@@ -419,6 +424,7 @@ pub fn load_with_env(
                 file: file.to_path_buf(),
                 rtsp,
                 camera,
+                inspect,
                 admin,
                 http,
                 fronts,

@@ -69,6 +69,8 @@ pub struct StreamEntry {
     pub hub: Hub,
     pub metrics: Arc<StreamMetrics>,
     pub rates: Arc<Rates>,
+    /// What the inspector measured and noticed.
+    pub inspect: Arc<crate::inspect::monitor::Shared>,
 }
 
 /// One device and its streams.
@@ -76,6 +78,8 @@ pub struct StreamEntry {
 pub struct DeviceEntry {
     pub config: Arc<Device>,
     pub streams: Vec<StreamEntry>,
+    /// Fingerprinting results.
+    pub identity: Arc<crate::inspect::identity::IdentityCell>,
 }
 
 impl DeviceEntry {
@@ -108,6 +112,11 @@ impl Registry {
             });
             metrics.device(d.id.as_str(), d.vendor.as_str(), deadline);
             let entry = DeviceEntry {
+                identity: Arc::new(crate::inspect::identity::IdentityCell::new(
+                    d.id.as_str(),
+                    d.vendor.as_str(),
+                    metrics.clone(),
+                )),
                 config: Arc::new(d.clone()),
                 streams: d
                     .streams
@@ -117,6 +126,7 @@ impl Registry {
                         hub: Hub::new(limits),
                         metrics: metrics.stream(d.id.as_str(), &s.name),
                         rates: Arc::new(Rates::default()),
+                        inspect: Arc::new(crate::inspect::monitor::Shared::new(&s.name)),
                     })
                     .collect(),
             };

@@ -1,5 +1,11 @@
-//! Inspection of what camgate relays: codec facts from the bitstream itself
-//! (parameter sets), never from what a camera claims in its SDP.
+//! Inspection of what camgate relays and of the cameras themselves: codec
+//! facts from the bitstream (never from what a camera claims in its SDP),
+//! sanitizing before packetizing, change detection, and fingerprinting.
 
 pub mod bits;
 pub mod facts;
+pub mod fingerprint;
+pub mod identity;
+pub mod monitor;
+pub mod probe;
+pub mod sanitize;

@@ -14,7 +14,8 @@
 //! - [`rtsp`]: the recorder-facing RTSP server.
 //! - [`http`]: the camera HTTP API proxy and its policy.
 //! - [`metrics`]: Prometheus families and pre-resolved handles; [`admin`]: `/metrics`, health, JSON API, status page;
-//!   [`status`]: the per-device view they show; [`inspect`]: codec facts from parameter sets.
+//!   [`status`]: the per-device view they show.
+//! - [`inspect`]: codec facts, sanitizing, change detection, fingerprinting; [`inventory`]: the removal inventory command.
 //! - [`app`]: the composition root; [`cli`], [`telemetry`], [`summary`]: the binary's pieces.
 //! - [`auth`]: recorder authentication (Basic, Digest, WS-Security) for RTSP and HTTP.
 //! - [`ratelimit`]: rate limits for log lines that could repeat; [`sys`]: process limits.
@@ -34,6 +35,7 @@ pub mod devices;
 pub mod egress;
 pub mod http;
 pub mod inspect;
+pub mod inventory;
 pub mod media;
 pub mod metrics;
 pub mod ratelimit;

@@ -18,6 +18,15 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check { config } => check(&config),
         Command::Nft { config } => nft(&config),
+        Command::Inventory { config, format } => {
+            if let Err(e) =
+                telemetry::init(Some(cli.log.as_deref().unwrap_or("error")), cli.log_format)
+            {
+                eprintln!("camgate: {e}");
+                return ExitCode::from(1);
+            }
+            inventory(&config, format)
+        }
         Command::Run { config } => {
             if let Err(e) = telemetry::init(cli.log.as_deref(), cli.log_format) {
                 eprintln!("camgate: {e}");
@@ -49,6 +58,43 @@ fn check(path: &std::path::Path) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+fn inventory(path: &std::path::Path, format: camgate::inventory::Format) -> ExitCode {
+    use camgate::inventory::{self, Origin};
+    let loaded = match config::load(path) {
+        Ok(l) => l,
+        Err(e) => {
+            for p in &e.problems {
+                eprintln!("error: {p}");
+            }
+            eprintln!("{}: {} error(s)", path.display(), e.problems.len());
+            return ExitCode::from(1);
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("camgate: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let cfg = &loaded.config;
+    let timeout = Duration::from_secs(cfg.inspect.probe_timeout_secs);
+    let (json, origin) = rt.block_on(async {
+        match inventory::from_api(cfg, Duration::from_secs(3)).await {
+            Some(j) => (j, Origin::Api),
+            None => (inventory::from_probes(cfg, timeout).await, Origin::Probe),
+        }
+    });
+    print!(
+        "{}",
+        inventory::render(&inventory::rows(&json), format, origin)
+    );
+    ExitCode::SUCCESS
 }
 
 fn nft(path: &std::path::Path) -> ExitCode {

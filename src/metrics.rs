@@ -11,8 +11,9 @@
 
 pub mod process;
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, EncodeMetric, MetricEncoder};
 use prometheus_client::metrics::MetricType;
@@ -42,6 +43,11 @@ pub const NAMES: &[&str] = &[
     "camgate_http_requests_total",
     "camgate_http_response_bytes_total",
     "camgate_http_upstream_errors_total",
+    "camgate_stream_info",
+    "camgate_stream_gop_frames",
+    "camgate_inspect_stripped_bytes_total",
+    "camgate_inspect_events_total",
+    "camgate_device_vendor_mismatch",
     "process_cpu_seconds_total",
     "process_resident_memory_bytes",
     "process_virtual_memory_bytes",
@@ -55,10 +61,39 @@ struct VersionLabels {
     version: String,
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+/// `camgate_device_info`: the configured vendor and what fingerprinting
+/// found (camera-supplied values sanitized to `[A-Za-z0-9._-]`, at most 64
+/// characters; empty until known).
+#[derive(Clone, Debug, Default, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DeviceInfoLabels {
     pub device: String,
     pub vendor: String,
+    pub detected_vendor: String,
+    pub model: String,
+    pub firmware: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StreamInfoLabels {
+    device: String,
+    stream: String,
+    codec: String,
+    profile: String,
+    resolution: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StripLabels {
+    device: String,
+    stream: String,
+    kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct InspectEventLabels {
+    device: String,
+    stream: String,
+    event: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -225,6 +260,14 @@ pub struct Metrics {
     http_requests: Family<HttpLabels, Counter>,
     http_response_bytes: Family<DeviceLabels, Counter>,
     http_upstream_errors: Family<UpstreamErrorLabels, Counter>,
+    stream_info: Family<StreamInfoLabels, Gauge>,
+    gop_frames: Family<StreamLabels, Gauge>,
+    stripped_bytes: Family<StripLabels, Counter>,
+    inspect_events: Family<InspectEventLabels, Counter>,
+    vendor_mismatch: Family<DeviceLabels, Gauge>,
+    /// The current `device_info` labels per device (replaced when
+    /// fingerprinting learns more, so each device keeps one series).
+    device_labels: Arc<Mutex<HashMap<String, DeviceInfoLabels>>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -254,7 +297,7 @@ impl Metrics {
         let device_info = Family::<DeviceInfoLabels, Gauge>::default();
         r.register(
             "device_info",
-            "Configured device: always 1, with its vendor",
+            "Configured device: always 1, with its configured vendor and the detected vendor, model and firmware (empty until fingerprinted)",
             Declared(device_info.clone()),
         );
         let removal_deadline = Family::<DeviceLabels, Gauge>::default();
@@ -355,6 +398,36 @@ impl Metrics {
             "Camera API requests the camera could not answer: connect, timeout, tls, protocol, auth, stream",
             Declared(http_upstream_errors.clone()),
         );
+        let stream_info = Family::<StreamInfoLabels, Gauge>::default();
+        r.register(
+            "stream_info",
+            "Codec facts of the stream's video from its parameter sets: always 1",
+            Declared(stream_info.clone()),
+        );
+        let gop_frames = Family::<StreamLabels, Gauge>::default();
+        r.register(
+            "stream_gop_frames",
+            "Frames in the stream's last complete GOP (key frame to key frame)",
+            Declared(gop_frames.clone()),
+        );
+        let stripped_bytes = Family::<StripLabels, Counter>::default();
+        r.register(
+            "inspect_stripped_bytes",
+            "Bytes removed from camera frames before re-emitting: sei_user_data, reserved_nal, malformed_sei",
+            Declared(stripped_bytes.clone()),
+        );
+        let inspect_events = Family::<InspectEventLabels, Counter>::default();
+        r.register(
+            "inspect_events",
+            "Changes noticed in a camera's stream (codec, resolution, parameter sets, tracks, bitrate spike, frame-rate collapse, timestamps backwards)",
+            Declared(inspect_events.clone()),
+        );
+        let vendor_mismatch = Family::<DeviceLabels, Gauge>::default();
+        r.register(
+            "device_vendor_mismatch",
+            "1 when the fingerprinted vendor differs from the configured one",
+            Declared(vendor_mismatch.clone()),
+        );
         build_info
             .get_or_create(&VersionLabels {
                 version: env!("CARGO_PKG_VERSION").to_string(),
@@ -380,6 +453,12 @@ impl Metrics {
             http_requests,
             http_response_bytes,
             http_upstream_errors,
+            stream_info,
+            gop_frames,
+            stripped_bytes,
+            inspect_events,
+            vendor_mismatch,
+            device_labels: Arc::default(),
         }
     }
 
@@ -397,12 +476,16 @@ impl Metrics {
 
     /// Records a configured device.
     pub fn device(&self, device: &str, vendor: &str, removal_deadline_unix: Option<i64>) {
-        self.device_info
-            .get_or_create(&DeviceInfoLabels {
+        self.device_identity(DeviceInfoLabels {
+            device: device.into(),
+            vendor: vendor.into(),
+            ..Default::default()
+        });
+        self.vendor_mismatch
+            .get_or_create(&DeviceLabels {
                 device: device.into(),
-                vendor: vendor.into(),
             })
-            .set(1);
+            .set(0);
         if let Some(t) = removal_deadline_unix {
             self.removal_deadline
                 .get_or_create(&DeviceLabels {
@@ -410,6 +493,29 @@ impl Metrics {
                 })
                 .set(t);
         }
+    }
+
+    /// Sets a device's `device_info` series, replacing its previous one.
+    /// The caller passes sanitized values.
+    pub fn device_identity(&self, labels: DeviceInfoLabels) {
+        let mut current = self.device_labels.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(old) = current.get(&labels.device) {
+            if *old == labels {
+                return;
+            }
+            self.device_info.remove(old);
+        }
+        self.device_info.get_or_create(&labels).set(1);
+        current.insert(labels.device.clone(), labels);
+    }
+
+    /// Sets `camgate_device_vendor_mismatch` for a device.
+    pub fn vendor_mismatch(&self, device: &str, mismatch: bool) {
+        self.vendor_mismatch
+            .get_or_create(&DeviceLabels {
+                device: device.into(),
+            })
+            .set(i64::from(mismatch));
     }
 
     /// Resolves the handles of one stream.
@@ -437,6 +543,23 @@ impl Metrics {
             lost_packets: self.lost_packets.get_or_create_owned(&l),
             sent_bytes: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
+            gop_frames: self.gop_frames.get_or_create_owned(&l),
+            stripped: crate::inspect::sanitize::StripKind::ALL.map(|k| {
+                self.stripped_bytes.get_or_create_owned(&StripLabels {
+                    device: device.into(),
+                    stream: stream.into(),
+                    kind: k.as_str(),
+                })
+            }),
+            events: crate::inspect::monitor::Event::ALL.map(|e| {
+                self.inspect_events
+                    .get_or_create_owned(&InspectEventLabels {
+                        device: device.into(),
+                        stream: stream.into(),
+                        event: e.as_str(),
+                    })
+            }),
+            info: Mutex::new(None),
         })
     }
 
@@ -548,6 +671,13 @@ pub struct StreamMetrics {
     sent_bytes: AtomicU64,
     /// Frames dropped for all recorders of the stream (for the status page).
     dropped: AtomicU64,
+    pub gop_frames: Gauge,
+    /// By [`crate::inspect::sanitize::StripKind::index`].
+    pub stripped: [Counter; 3],
+    /// By [`crate::inspect::monitor::Event::index`].
+    pub events: [Counter; 8],
+    /// The current `stream_info` series (replaced when the codec changes).
+    info: Mutex<Option<StreamInfoLabels>>,
 }
 
 impl StreamMetrics {
@@ -561,6 +691,28 @@ impl StreamMetrics {
                 reason,
             })
             .inc();
+    }
+
+    /// Sets `camgate_stream_info` (one series per stream: the previous one
+    /// is removed). Called when the stream's description changes, not per
+    /// frame.
+    pub fn set_info(&self, codec: &str, profile: &str, resolution: &str) {
+        let l = StreamInfoLabels {
+            device: self.labels.device.clone(),
+            stream: self.labels.stream.clone(),
+            codec: codec.into(),
+            profile: profile.into(),
+            resolution: resolution.into(),
+        };
+        let mut cur = self.info.lock().unwrap_or_else(|p| p.into_inner());
+        if cur.as_ref() == Some(&l) {
+            return;
+        }
+        if let Some(old) = cur.take() {
+            self.metrics.stream_info.remove(&old);
+        }
+        self.metrics.stream_info.get_or_create(&l).set(1);
+        *cur = Some(l);
     }
 
     /// Total bytes sent to this stream's recorders.

@@ -86,6 +86,8 @@ pub struct StreamSource {
     pub session_group: Arc<retina::client::SessionGroup>,
     /// Left-out tracks were already warned about.
     pub warned_tracks: bool,
+    /// The device's fingerprint (the camera's SDP is evidence).
+    pub identity: Arc<crate::inspect::identity::IdentityCell>,
 }
 
 impl StreamSource {

@@ -10,6 +10,7 @@ use crate::config::DeviceSource;
 use crate::devices::{DeviceEntry, Registry, StreamEntry};
 use crate::egress::book::Book;
 use crate::inspect::facts::{self, TrackFacts};
+use crate::inspect::sanitize::StripKind;
 use crate::media::hub::SourceState;
 use crate::rtsp::session::Sessions;
 
@@ -35,7 +36,12 @@ pub struct StreamStatus {
     pub state: &'static str,
     pub up: bool,
     pub tracks: Vec<TrackFacts>,
+    /// Video frame rate from the frames' timestamps.
     pub fps: f64,
+    /// Frames in the last complete GOP (0 until two key frames were seen).
+    pub gop_frames: u32,
+    /// Bytes the inspector removed, by kind.
+    pub stripped_bytes: std::collections::BTreeMap<&'static str, u64>,
     pub bitrate_in_bps: u64,
     pub bitrate_out_bps: u64,
     pub recorders: Vec<RecorderStatus>,
@@ -63,6 +69,24 @@ pub struct DeviceStatus {
     pub blocked_attempts: std::collections::BTreeMap<String, u64>,
     /// The latest outbound attempts, newest first (at most 16).
     pub recent_attempts: Vec<crate::egress::book::Attempt>,
+    /// The latest stream changes the inspector noticed, newest first (at
+    /// most 16).
+    pub events: Vec<EventStatus>,
+    /// Fingerprinting: detected vendor with its evidence, model, firmware.
+    pub identity: crate::inspect::identity::Identity,
+}
+
+/// A change the inspector noticed.
+#[derive(Debug, Clone, Serialize)]
+pub struct EventStatus {
+    /// RFC 3339, UTC.
+    pub at: String,
+    pub stream: String,
+    /// codec_change | resolution_change | parameter_set_change | track_added
+    /// | track_removed | bitrate_spike | framerate_collapse |
+    /// timestamp_backwards
+    pub event: &'static str,
+    pub detail: String,
 }
 
 impl DeviceStatus {
@@ -159,7 +183,15 @@ fn stream(d: &DeviceEntry, s: &StreamEntry, sessions: &Sessions) -> StreamStatus
         },
         up: state == SourceState::Live,
         tracks,
-        fps: s.rates.fps(),
+        fps: match s.inspect.fps() {
+            f if f > 0.0 => f,
+            _ => s.rates.fps(),
+        },
+        gop_frames: s.inspect.gop_frames(),
+        stripped_bytes: StripKind::ALL
+            .iter()
+            .map(|k| (k.as_str(), s.inspect.stripped(*k)))
+            .collect(),
         bitrate_in_bps: s.rates.in_bps(),
         bitrate_out_bps: s.rates.out_bps(),
         recorders,
@@ -208,7 +240,24 @@ pub fn device(d: &DeviceEntry, sessions: &Sessions, book: &Book) -> DeviceStatus
         streams,
         blocked_attempts,
         recent_attempts,
+        events: events(d),
+        identity: d.identity.get(),
     }
+}
+
+/// The device's latest events across its streams, newest first.
+fn events(d: &DeviceEntry) -> Vec<EventStatus> {
+    let mut all: Vec<_> = d.streams.iter().flat_map(|s| s.inspect.events()).collect();
+    all.sort_by(|a, b| b.at.cmp(&a.at));
+    all.truncate(16);
+    all.into_iter()
+        .map(|e| EventStatus {
+            at: rfc3339(e.at),
+            stream: e.stream,
+            event: e.event,
+            detail: e.detail,
+        })
+        .collect()
 }
 
 /// Every device, problems first, then by id.

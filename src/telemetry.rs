@@ -14,7 +14,9 @@ fn with_quiet_deps(spec: &str) -> String {
     if spec.contains("hickory") {
         spec.to_string()
     } else {
-        format!("{spec},hickory_server=warn,hickory_proto=warn,hickory_resolver=warn,hickory_net=warn")
+        format!(
+            "{spec},hickory_server=warn,hickory_proto=warn,hickory_resolver=warn,hickory_net=warn"
+        )
     }
 }
 
@@ -46,7 +48,10 @@ mod tests {
     #[test]
     fn dependencies_are_quiet_unless_named() {
         assert!(with_quiet_deps("info").contains("hickory_server=warn"));
-        assert_eq!(with_quiet_deps("info,hickory_server=debug"), "info,hickory_server=debug");
+        assert_eq!(
+            with_quiet_deps("info,hickory_server=debug"),
+            "info,hickory_server=debug"
+        );
         assert!(EnvFilter::try_new(with_quiet_deps("warn,camgate::app=info")).is_ok());
     }
 }

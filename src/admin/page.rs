@@ -153,6 +153,8 @@ mod tests {
                 up,
                 tracks: vec![],
                 fps: 25.0,
+                gop_frames: 50,
+                stripped_bytes: Default::default(),
                 bitrate_in_bps: 4_100_000,
                 bitrate_out_bps: 8_200_000,
                 recorders: vec![],
@@ -166,6 +168,8 @@ mod tests {
             }],
             blocked_attempts: Default::default(),
             recent_attempts: Vec::new(),
+            events: Vec::new(),
+            identity: Default::default(),
         }
     }
 

@@ -63,6 +63,36 @@ impl Default for RtspSection {
     }
 }
 
+/// `[inspect]`: looking inside what camgate relays and at the cameras
+/// themselves. Per-device sanitizing is set on each `[[device]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct InspectSection {
+    /// Sanitize frames (per device: `sei_user_data`, `reserved_nals`) and
+    /// watch streams for changes. Turning it off relays frames as the
+    /// camera sent them (for measurements only). Default `true`.
+    pub enabled: bool,
+    /// Fingerprint each camera (RTSP `OPTIONS`, its HTTP `Server` header,
+    /// ONVIF `GetDeviceInformation` with the device's credentials, and the
+    /// MAC address's OUI from the host's neighbour table). Default `true`.
+    pub fingerprint: bool,
+    /// Fingerprint again this often, to notice a swapped device. Default `3600`.
+    pub probe_interval_secs: u64,
+    /// Timeout of each fingerprinting request. Default `5`.
+    pub probe_timeout_secs: u64,
+}
+
+impl Default for InspectSection {
+    fn default() -> Self {
+        InspectSection {
+            enabled: true,
+            fingerprint: true,
+            probe_interval_secs: 3600,
+            probe_timeout_secs: 5,
+        }
+    }
+}
+
 /// `[camera]`: how camgate pulls from cameras (defaults for every device).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
@@ -370,6 +400,11 @@ pub struct DeviceEntry {
     pub pull: Option<String>,
     /// `strip | pass`. Default `strip`.
     pub audio: Option<String>,
+    /// SEI user-data messages (payload types 4 and 5: vendor and encoder
+    /// private data) in the video: `strip | pass`. Default `strip`.
+    pub sei_user_data: Option<String>,
+    /// NAL units of reserved or unspecified types: `strip | pass`. Default `strip`.
+    pub reserved_nals: Option<String>,
     /// `YYYY-MM-DD`.
     pub removal_deadline: Option<String>,
     /// Serve the built-in test clip instead of pulling a camera.

@@ -46,6 +46,9 @@ impl Checker<'_> {
         if r.max_connections == 0 {
             self.problem("rtsp.max_connections", "must be at least 1");
         }
+        if cfg.inspect.probe_interval_secs < 60 {
+            self.problem("inspect.probe_interval_secs", "must be at least 60");
+        }
         if r.recorder_queue_bytes < 1 << 20 {
             self.problem(
                 "rtsp.recorder_queue_bytes",
@@ -64,6 +67,7 @@ impl Checker<'_> {
                 cfg.camera.connect_timeout_secs,
             ),
             ("camera.read_timeout_secs", cfg.camera.read_timeout_secs),
+            ("inspect.probe_timeout_secs", cfg.inspect.probe_timeout_secs),
             (
                 "camera.backoff_initial_secs",
                 cfg.camera.backoff_initial_secs,
@@ -288,6 +292,22 @@ impl Checker<'_> {
                 AudioPolicy::Strip
             }
         };
+        let mut strip = |key: &str, v: &Option<String>| match v.as_deref().unwrap_or("strip") {
+            "strip" => true,
+            "pass" => false,
+            other => {
+                self.problem(
+                    format!("{path}.{key}"),
+                    format!("'{other}' is not one of strip, pass"),
+                );
+                ok = false;
+                true
+            }
+        };
+        let sanitize = crate::inspect::sanitize::Policy {
+            sei_user_data: strip("sei_user_data", &e.sei_user_data),
+            reserved_nals: strip("reserved_nals", &e.reserved_nals),
+        };
         let removal_deadline = match &e.removal_deadline {
             None => None,
             Some(s) => match s.trim().parse::<jiff::civil::Date>() {
@@ -490,6 +510,7 @@ impl Checker<'_> {
             front,
             pull,
             audio,
+            sanitize,
             removal_deadline,
             streams,
         })

@@ -10,9 +10,16 @@ use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 
+use smallvec::SmallVec;
+use tracing::warn;
+
 use super::hub::{FrameKind, Hub, OutFrame, SourceState};
 use super::{AudioCodec, SourceFrame, StreamInfo, Track, VideoCodec};
+use crate::inspect::facts;
+use crate::inspect::monitor::{Event, Monitor, Shared};
+use crate::inspect::sanitize::{self, Policy, Syntax};
 use crate::metrics::StreamMetrics;
+use crate::ratelimit::LogLimiter;
 use crate::rtp::{self, TrackSender};
 
 /// Why a frame was not published.
@@ -42,6 +49,14 @@ struct TrackOut {
     last: Option<(u32, Instant)>,
 }
 
+/// Inspection of the frames before packetizing (see `crate::inspect`).
+struct Inspect {
+    policy: Policy,
+    monitor: Monitor,
+    /// Event log lines for this stream (a flapping camera must not flood).
+    log: LogLimiter,
+}
+
 /// See the module docs.
 pub struct Publisher {
     hub: Hub,
@@ -51,6 +66,11 @@ pub struct Publisher {
     tracks: Vec<TrackOut>,
     info: Option<Arc<StreamInfo>>,
     awaiting_key: bool,
+    inspect: Option<Inspect>,
+    /// What the source offered (every track, relayed or not), as
+    /// `media codec` strings, to notice tracks appearing and vanishing.
+    offered: Option<Vec<String>>,
+    pending_offered: Option<Vec<String>>,
 }
 
 impl Publisher {
@@ -64,7 +84,33 @@ impl Publisher {
             tracks: Vec::new(),
             info: None,
             awaiting_key: true,
+            inspect: Some(Inspect {
+                policy: Policy::STRICT,
+                monitor: Monitor::new(Arc::new(Shared::new(""))),
+                log: LogLimiter::new(10),
+            }),
+            offered: None,
+            pending_offered: None,
         }
+    }
+
+    /// Sets the inspection: `Some(policy)` sanitizes with it and reports
+    /// measurements and events to `shared`; `None` turns inspection off
+    /// (frames are packetized as the source delivered them).
+    pub fn set_inspection(&mut self, policy: Option<Policy>, shared: Arc<Shared>) {
+        self.inspect = policy.map(|policy| Inspect {
+            policy,
+            monitor: Monitor::new(shared),
+            log: LogLimiter::new(10),
+        });
+    }
+
+    /// The tracks the source offers this session (including ones camgate
+    /// leaves out), e.g. `["video h264", "audio pcma", "application
+    /// vnd.onvif.metadata"]`; call before [`Publisher::begin_session`].
+    /// Without it, the relayed tracks are compared.
+    pub fn set_offered(&mut self, offered: Vec<String>) {
+        self.pending_offered = Some(offered);
     }
 
     pub fn hub(&self) -> &Hub {
@@ -86,6 +132,7 @@ impl Publisher {
     /// sequence numbers and timestamps); otherwise current recorders are
     /// ended and the stream starts afresh.
     pub fn begin_session(&mut self, info: StreamInfo) {
+        self.inspect_description(&info);
         let compatible = self.info.as_ref().is_some_and(|old| old.compatible(&info));
         if !compatible {
             if self.info.is_some() {
@@ -122,6 +169,16 @@ impl Publisher {
         if t.track == Track::Video(codec.clone()) {
             return;
         }
+        if let (Some(i), Track::Video(old)) = (&self.inspect, &t.track) {
+            if let Some((event, detail)) = video_change(old, &codec) {
+                report(i, &self.metrics, &self.cname, event, detail);
+            }
+        }
+        self.metrics.set_info(
+            codec.name(),
+            &facts::video(&codec).profile,
+            &facts::video(&codec).resolution(),
+        );
         t.track = Track::Video(codec);
         let info = StreamInfo {
             tracks: self.tracks.iter().map(|t| t.track.clone()).collect(),
@@ -161,16 +218,41 @@ impl Publisher {
         let ts = out0.wrapping_add(f.pts.wrapping_sub(src0) as u32);
         let (kind, data) = match &t.track {
             Track::Video(codec) => {
-                let nals = rtp::length_prefixed_nals(&f.data).ok_or(Skip::Malformed)?;
+                let orig = rtp::length_prefixed_nals(&f.data).ok_or(Skip::Malformed)?;
+                let syntax = match codec {
+                    VideoCodec::H264 { .. } => Syntax::H264,
+                    VideoCodec::H265 { .. } => Syntax::H265,
+                };
+                let cleaned = self
+                    .inspect
+                    .as_ref()
+                    .and_then(|i| sanitize::access_unit(syntax, i.policy, &orig));
+                let rewritten: SmallVec<[&[u8]; 16]>;
+                let nals: &[&[u8]] = match &cleaned {
+                    None => &orig,
+                    Some((units, stripped)) => {
+                        for k in sanitize::StripKind::ALL {
+                            let n = stripped.get(k);
+                            if n > 0 {
+                                self.metrics.stripped[k.index()].inc_by(n);
+                            }
+                        }
+                        if let Some(i) = &self.inspect {
+                            i.monitor.shared().add_stripped(stripped);
+                        }
+                        rewritten = units.iter().map(|c| &**c).collect();
+                        &rewritten
+                    }
+                };
                 let mut w = t.sender.frame(f.data.len(), nals.len() + 3);
                 match codec {
                     VideoCodec::H264 { sps, pps } => {
                         let params = f.key.then_some((&sps[..], &pps[..]));
-                        rtp::h264::packetize(&mut w, ts, &nals, params);
+                        rtp::h264::packetize(&mut w, ts, nals, params);
                     }
                     VideoCodec::H265 { vps, sps, pps } => {
                         let params = f.key.then_some((&vps[..], &sps[..], &pps[..]));
-                        rtp::h265::packetize(&mut w, ts, &nals, params);
+                        rtp::h265::packetize(&mut w, ts, nals, params);
                     }
                 }
                 if w.packets() == 0 {
@@ -201,6 +283,20 @@ impl Publisher {
             }
         };
         t.last = Some((ts, now));
+        if let Some(i) = &mut self.inspect {
+            let video = kind != FrameKind::Audio;
+            let found = i
+                .monitor
+                .frame(f.track, video, f.key, f.pts, f.data.len(), now);
+            if video && f.key {
+                self.metrics
+                    .gop_frames
+                    .set(i64::from(i.monitor.shared().gop_frames()));
+            }
+            for (event, detail) in found {
+                log_event(i, &self.metrics, &self.cname, event, &detail);
+            }
+        }
         let m = &self.metrics;
         m.received_bytes.inc_by(f.data.len() as u64);
         match kind {
@@ -256,6 +352,118 @@ impl Publisher {
     /// Ends every recorder session (shutdown or stream removed).
     pub fn close(&mut self) {
         self.hub.end_subscribers();
+    }
+}
+
+impl Publisher {
+    /// Compares a new description with the current one: events for codec,
+    /// resolution and parameter-set changes and for tracks that appeared or
+    /// vanished; updates `camgate_stream_info`; restarts the monitor's clock.
+    fn inspect_description(&mut self, info: &StreamInfo) {
+        if let Some(v) = info.tracks.iter().find_map(|t| match t {
+            Track::Video(v) => Some(v),
+            Track::Audio(_) => None,
+        }) {
+            let f = facts::video(v);
+            self.metrics.set_info(v.name(), &f.profile, &f.resolution());
+        }
+        let offered = self
+            .pending_offered
+            .take()
+            .unwrap_or_else(|| info.tracks.iter().map(describe_track).collect());
+        let previous = self.offered.replace(offered.clone());
+        let Some(i) = &mut self.inspect else {
+            return;
+        };
+        i.monitor.new_session(info.tracks.len());
+        if let Some(prev) = previous {
+            for t in offered.iter().filter(|t| !prev.contains(t)) {
+                report(i, &self.metrics, &self.cname, Event::TrackAdded, t.clone());
+            }
+            for t in prev.iter().filter(|t| !offered.contains(t)) {
+                report(
+                    i,
+                    &self.metrics,
+                    &self.cname,
+                    Event::TrackRemoved,
+                    t.clone(),
+                );
+            }
+        }
+        let Some(old) = &self.info else { return };
+        for (a, b) in old.tracks.iter().zip(&info.tracks) {
+            let change = match (a, b) {
+                (Track::Video(a), Track::Video(b)) => video_change(a, b),
+                (Track::Audio(a), Track::Audio(b)) if a != b => Some((
+                    Event::CodecChange,
+                    format!(
+                        "audio {} {} Hz -> {} {} Hz",
+                        a.name(),
+                        a.sample_rate(),
+                        b.name(),
+                        b.sample_rate()
+                    ),
+                )),
+                _ => None,
+            };
+            if let Some((event, detail)) = change {
+                report(i, &self.metrics, &self.cname, event, detail);
+            }
+        }
+    }
+}
+
+/// `video h264`, `audio aac 48000 Hz`.
+fn describe_track(t: &Track) -> String {
+    match t {
+        Track::Video(v) => format!("video {}", v.name()),
+        Track::Audio(a) => format!("audio {} {} Hz", a.name(), a.sample_rate()),
+    }
+}
+
+/// The event a change of video parameters is, if any.
+fn video_change(old: &VideoCodec, new: &VideoCodec) -> Option<(Event, String)> {
+    if old == new {
+        return None;
+    }
+    if old.name() != new.name() {
+        return Some((
+            Event::CodecChange,
+            format!("video {} -> {}", old.name(), new.name()),
+        ));
+    }
+    let (a, b) = (facts::video(old), facts::video(new));
+    if a.resolution() != b.resolution() {
+        return Some((
+            Event::ResolutionChange,
+            format!("{} -> {}", a.resolution(), b.resolution()),
+        ));
+    }
+    let detail = if a.profile != b.profile || a.level != b.level {
+        format!("{} {} -> {} {}", a.profile, a.level, b.profile, b.level)
+    } else {
+        "new parameter sets".to_string()
+    };
+    Some((Event::ParameterSetChange, detail))
+}
+
+/// Records an event found outside the frame path, counts and logs it.
+fn report(i: &Inspect, m: &StreamMetrics, cname: &str, event: Event, detail: String) {
+    i.monitor.record(event, detail.clone());
+    log_event(i, m, cname, event, &detail);
+}
+
+/// Counts an event and logs it, rate-limited per stream.
+fn log_event(i: &Inspect, m: &StreamMetrics, cname: &str, event: Event, detail: &str) {
+    m.events[event.index()].inc();
+    if let Some(suppressed) = i.log.allow() {
+        warn!(
+            stream = cname,
+            event = event.as_str(),
+            detail,
+            suppressed,
+            "stream changed"
+        );
     }
 }
 

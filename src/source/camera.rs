@@ -61,6 +61,15 @@ pub async fn run_session(
         }));
     }
     let mut session = timed(step, "DESCRIBE", Session::describe(url.clone(), opts)).await?;
+    src.identity.sdp(session.sdp());
+    // Every track the camera offers, relayed or not, for change detection.
+    src.publisher.set_offered(
+        session
+            .streams()
+            .iter()
+            .map(|s| format!("{} {}", s.media(), s.encoding_name()))
+            .collect(),
+    );
 
     let chosen = choose_tracks(
         &session,
@@ -290,6 +299,44 @@ fn choose_tracks(
         }
     }
     out
+}
+
+/// DESCRIBE only (no SETUP/PLAY), for the inventory when no camgate runs:
+/// the camera's SDP and the tracks camgate would relay from it.
+pub async fn describe_only(
+    cam: &CameraConfig,
+    path: &str,
+    timeout: Duration,
+) -> Result<(Vec<u8>, Vec<Track>), String> {
+    let url = cam
+        .url(path)
+        .map_err(|e| format!("bad camera URL for {path}: {e}"))?;
+    let mut opts = SessionOptions::default()
+        .teardown(retina::client::TeardownPolicy::Never)
+        .user_agent(format!("camgate/{}", env!("CARGO_PKG_VERSION")));
+    if let (Some(user), Some(pw)) = (&cam.username, &cam.password) {
+        opts = opts.creds(Some(Credentials {
+            username: user.clone(),
+            password: pw.expose().to_string(),
+        }));
+    }
+    let session = tokio::time::timeout(timeout, Session::describe(url, opts))
+        .await
+        .map_err(|_| "DESCRIBE timed out".to_string())?
+        .map_err(|e| format!("DESCRIBE: {}", classify(&e, "DESCRIBE").kind.as_str()))?;
+    let mut tracks = Vec::new();
+    for s in session.streams() {
+        match (s.media(), s.encoding_name()) {
+            ("video", "h264" | "h265") => {
+                if let Some(v) = s.parameters().and_then(video_codec) {
+                    tracks.push(Track::Video(v));
+                }
+            }
+            ("audio", _) => tracks.extend(audio_codec(s).map(Track::Audio)),
+            _ => {}
+        }
+    }
+    Ok((session.sdp().to_vec(), tracks))
 }
 
 fn video_codec(p: ParametersRef<'_>) -> Option<VideoCodec> {

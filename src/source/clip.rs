@@ -24,6 +24,8 @@ pub struct Clip {
     pub frames: Vec<(Bytes, bool)>,
     pub fps: u32,
     pub audio: Option<(AudioCodec, Vec<Bytes>)>,
+    /// In-band parameter-set changes (see [`ParameterChanges`]).
+    pub changes: ParameterChanges,
 }
 
 impl std::fmt::Debug for Clip {
@@ -45,13 +47,14 @@ impl Clip {
         if data.len() > 256 << 20 {
             return Err(format!("{} is larger than 256 MiB", path.display()));
         }
-        let (video, frames) =
-            parse_h264_annexb(&data).map_err(|e| format!("{}: {e}", path.display()))?;
+        let (video, frames, changes) = parse_h264_annexb_with_changes(&data)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
         Ok(Clip {
             video,
             frames,
             fps,
             audio: None,
+            changes,
         })
     }
 
@@ -89,6 +92,7 @@ pub fn builtin() -> Result<Arc<Clip>, Arc<ClipError>> {
             frames,
             fps: CLIP_FPS,
             audio: Some((codec, aus)),
+            changes: Vec::new(),
         }))
     })
     .clone()
@@ -130,62 +134,101 @@ pub fn annexb_nals(data: &[u8]) -> Vec<&[u8]> {
 /// picture, or at a slice with `first_mb_in_slice == 0` following a picture
 /// (H.264 §7.4.1.2.3).
 pub fn parse_h264_annexb(data: &[u8]) -> Result<(VideoCodec, Vec<(Bytes, bool)>), ClipError> {
-    let mut sps = None;
-    let mut pps = None;
-    let mut frames = Vec::new();
-    let mut cur: Vec<&[u8]> = Vec::new();
-    let mut cur_has_vcl = false;
-    let flush = |cur: &mut Vec<&[u8]>, frames: &mut Vec<(Bytes, bool)>| {
-        if cur.is_empty() {
-            return;
-        }
-        let key = cur.iter().any(|n| h264::nal_type(n) == h264::NAL_IDR);
-        let len: usize = cur.iter().map(|n| n.len() + 4).sum();
-        let mut b = BytesMut::with_capacity(len);
-        for n in cur.iter() {
-            b.put_u32(n.len() as u32);
-            b.put_slice(n);
-        }
-        frames.push((b.freeze(), key));
-        cur.clear();
+    parse_h264_annexb_with_changes(data).map(|(v, f, _)| (v, f))
+}
+
+/// Where a clip's parameter sets change: (frame index, parameters from that
+/// frame on). Empty when the whole clip uses one SPS/PPS; otherwise the
+/// first entry is frame 0, so a loop restores the clip's first parameters.
+pub type ParameterChanges = Vec<(usize, VideoCodec)>;
+
+/// [`parse_h264_annexb`], also reporting in-band parameter-set changes (a
+/// clip made by concatenating streams of different resolutions).
+pub fn parse_h264_annexb_with_changes(
+    data: &[u8],
+) -> Result<(VideoCodec, Vec<(Bytes, bool)>, ParameterChanges), ClipError> {
+    struct Au<'a> {
+        nals: Vec<&'a [u8]>,
+        has_vcl: bool,
+    }
+    let mut sps: Option<&[u8]> = None;
+    let mut pps: Option<&[u8]> = None;
+    // Frames with the parameter sets in effect for each.
+    let mut frames: Frames<'_> = Vec::new();
+    let mut cur = Au {
+        nals: Vec::new(),
+        has_vcl: false,
     };
+    type Frames<'a> = Vec<(Bytes, bool, Option<(&'a [u8], &'a [u8])>)>;
+    fn flush<'a>(cur: &mut Au<'a>, params: Option<(&'a [u8], &'a [u8])>, frames: &mut Frames<'a>) {
+        // Leading non-VCL-only units (e.g. a lone SEI) are not frames.
+        if cur.has_vcl {
+            let key = cur.nals.iter().any(|n| h264::nal_type(n) == h264::NAL_IDR);
+            let len: usize = cur.nals.iter().map(|n| n.len() + 4).sum();
+            let mut b = BytesMut::with_capacity(len);
+            for n in &cur.nals {
+                b.put_u32(n.len() as u32);
+                b.put_slice(n);
+            }
+            frames.push((b.freeze(), key, params));
+        }
+        cur.nals.clear();
+        cur.has_vcl = false;
+    }
     for nal in annexb_nals(data) {
         let t = h264::nal_type(nal);
         let is_vcl = (1..=5).contains(&t);
         let starts_au = match t {
             h264::NAL_AUD => true,
-            6 | h264::NAL_SPS | h264::NAL_PPS => cur_has_vcl,
-            1..=5 => cur_has_vcl && nal.get(1).is_some_and(|b| b & 0x80 != 0),
+            6 | h264::NAL_SPS | h264::NAL_PPS => cur.has_vcl,
+            1..=5 => cur.has_vcl && nal.get(1).is_some_and(|b| b & 0x80 != 0),
             _ => false,
         };
         if starts_au {
-            flush(&mut cur, &mut frames);
-            cur_has_vcl = false;
+            flush(&mut cur, sps.zip(pps), &mut frames);
         }
         match t {
-            h264::NAL_SPS => sps = Some(Bytes::copy_from_slice(nal)),
-            h264::NAL_PPS => pps = Some(Bytes::copy_from_slice(nal)),
+            h264::NAL_SPS => sps = Some(nal),
+            h264::NAL_PPS => pps = Some(nal),
             h264::NAL_AUD => {}
-            _ => cur.push(nal),
+            _ => cur.nals.push(nal),
         }
-        cur_has_vcl |= is_vcl;
+        cur.has_vcl |= is_vcl;
     }
-    flush(&mut cur, &mut frames);
-    // Leading non-VCL-only units (e.g. a lone SEI) are not frames.
-    frames.retain(|(d, _)| {
-        crate::rtp::length_prefixed_nals(d)
-            .is_some_and(|n| n.iter().any(|n| (1..=5).contains(&h264::nal_type(n))))
-    });
-    let (Some(sps), Some(pps)) = (sps, pps) else {
-        return Err(ClipError::NoParameterSets);
-    };
-    // Start the loop at a key frame.
+    flush(&mut cur, sps.zip(pps), &mut frames);
+    // Start the loop at a key frame that has parameter sets.
     let first_key = frames
         .iter()
-        .position(|(_, k)| *k)
-        .ok_or(ClipError::NoKeyFrame)?;
+        .position(|(_, k, p)| *k && p.is_some())
+        .ok_or(if sps.zip(pps).is_none() {
+            ClipError::NoParameterSets
+        } else {
+            ClipError::NoKeyFrame
+        })?;
     frames.drain(..first_key);
-    Ok((VideoCodec::H264 { sps, pps }, frames))
+    let codec = |(sps, pps): (&[u8], &[u8])| VideoCodec::H264 {
+        sps: Bytes::copy_from_slice(sps),
+        pps: Bytes::copy_from_slice(pps),
+    };
+    let mut changes: ParameterChanges = Vec::new();
+    let mut last: Option<(&[u8], &[u8])> = None;
+    for (i, (_, _, p)) in frames.iter().enumerate() {
+        if let Some(p) = *p
+            && last != Some(p)
+        {
+            changes.push((i, codec(p)));
+            last = Some(p);
+        }
+    }
+    let first = changes
+        .first()
+        .map(|(_, c)| c.clone())
+        .ok_or(ClipError::NoParameterSets)?;
+    if changes.len() == 1 {
+        changes.clear();
+    }
+    let frames = frames.into_iter().map(|(b, k, _)| (b, k)).collect();
+    Ok((first, frames, changes))
 }
 
 /// AAC sampling frequencies by ADTS index (ISO/IEC 14496-3 table 1.18).

@@ -62,7 +62,13 @@ pub async fn run_session(
             _ = &mut idle => return Ok(()),
         }
         let frame = if t_video <= t_audio {
-            let (data, key) = &clip.frames[(video_i % clip.frames.len() as u64) as usize];
+            let index = (video_i % clip.frames.len() as u64) as usize;
+            // A clip that switches parameter sets (another resolution)
+            // announces them before the frame that uses them.
+            if let Ok(at) = clip.changes.binary_search_by_key(&index, |(i, _)| *i) {
+                publisher.update_video(0, clip.changes[at].1.clone());
+            }
+            let (data, key) = &clip.frames[index];
             let f = SourceFrame {
                 track: 0,
                 pts: video_i as i64 * video_pts_step,
