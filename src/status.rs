@@ -248,7 +248,7 @@ pub fn device(d: &DeviceEntry, sessions: &Sessions, book: &Book) -> DeviceStatus
 /// The device's latest events across its streams, newest first.
 fn events(d: &DeviceEntry) -> Vec<EventStatus> {
     let mut all: Vec<_> = d.streams.iter().flat_map(|s| s.inspect.events()).collect();
-    all.sort_by(|a, b| b.at.cmp(&a.at));
+    all.sort_by_key(|e| std::cmp::Reverse(e.at));
     all.truncate(16);
     all.into_iter()
         .map(|e| EventStatus {

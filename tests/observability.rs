@@ -56,7 +56,7 @@ async fn metrics_move_with_the_streams() {
     assert_eq!(
         sample(
             &text,
-            "camgate_device_info{device=\"gate-cam-01\",vendor=\"hikvision\"}"
+            "camgate_device_info{device=\"gate-cam-01\",vendor=\"hikvision\",detected_vendor=\"\",model=\"\",firmware=\"\"}"
         ),
         Some(1.0)
     );

@@ -36,7 +36,7 @@ const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:1.5em;color:#2
 h1{font-size:1.3em}table{border-collapse:collapse;width:100%}\
 th,td{padding:.35em .6em;border-bottom:1px solid #ddd;text-align:left;font-variant-numeric:tabular-nums}\
 th{background:#f3f3f3}tr.down td.state{color:#fff;background:#c0392b}tr.up td.state{color:#fff;background:#27ae60}\
-td.warn{background:#fdebd0}td.bad{background:#f5b7b1}.muted{color:#777;font-size:.9em}";
+td.warn{background:#fdebd0}.mismatch{color:#c0392b;font-weight:bold}td.bad{background:#f5b7b1}.muted{color:#777;font-size:.9em}";
 
 /// Renders the page. `devices` should already be sorted problems first.
 pub fn render(devices: &[DeviceStatus], today: jiff::civil::Date) -> String {
@@ -70,7 +70,14 @@ pub fn render(devices: &[DeviceStatus], today: jiff::civil::Date) -> String {
             .map(|st| {
                 let video = st.tracks.iter().find_map(|t| match t {
                     crate::inspect::facts::TrackFacts::Video(v) => {
-                        Some(format!("{} {} {:.0} fps", v.codec, v.resolution(), st.fps))
+                        let mut f = format!("{} {} {}", v.codec, v.profile, v.resolution());
+                        if st.fps > 0.0 {
+                            let _ = write!(f, " {:.0} fps", st.fps);
+                        }
+                        if st.gop_frames > 0 {
+                            let _ = write!(f, ", GOP {}", st.gop_frames);
+                        }
+                        Some(f)
                     }
                     _ => None,
                 });
@@ -97,6 +104,37 @@ pub fn render(devices: &[DeviceStatus], today: jiff::civil::Date) -> String {
                 )
             })
             .unwrap_or_default();
+        let id = &d.identity;
+        let detected = match id.detected_vendor {
+            Some(v) if id.vendor_mismatch => {
+                format!("<br><span class=\"mismatch\">detected {v} (mismatch)</span>")
+            }
+            Some(v) => format!("<br><small>detected {v}</small>"),
+            None => String::new(),
+        };
+        let model: String = [id.model.as_str(), id.firmware.as_str()]
+            .iter()
+            .filter(|x| !x.is_empty())
+            .map(|x| escape(x))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let model = if model.is_empty() {
+            model
+        } else {
+            format!("<br><small class=\"muted\">{model}</small>")
+        };
+        let event = d
+            .events
+            .first()
+            .map(|e| {
+                format!(
+                    "<br><small>{}: {} <span class=\"muted\">{}</span></small>",
+                    escape(&e.stream),
+                    escape(&format!("{} {}", e.event, e.detail)),
+                    escape(&e.at)
+                )
+            })
+            .unwrap_or_default();
         let dropped = d.dropped_frames();
         let blocked = d.blocked();
         // Most frequent categories first.
@@ -113,10 +151,10 @@ pub fn render(devices: &[DeviceStatus], today: jiff::civil::Date) -> String {
         };
         let _ = writeln!(
             s,
-            "<tr class=\"device {state}\" data-device=\"{id}\"><td class=\"id\">{id}</td><td>{vendor}</td>\
+            "<tr class=\"device {state}\" data-device=\"{id}\"><td class=\"id\">{id}</td><td class=\"vendor\">{vendor}{detected}{model}</td>\
              <td class=\"state\">{state}</td><td class=\"in\">{bin}</td><td class=\"out\">{bout}</td>\
              <td class=\"recorders\">{rec}</td><td class=\"dropped{dw}\">{dropped}</td>\
-             <td class=\"blocked{bw}\">{blocked}{breakdown}</td>{days}<td>{streams}</td><td class=\"error\">{error}</td></tr>",
+             <td class=\"blocked{bw}\">{blocked}{breakdown}</td>{days}<td>{streams}{event}</td><td class=\"error\">{error}</td></tr>",
             id = escape(&d.id),
             vendor = d.vendor,
             bin = bitrate(d.bitrate_in_bps()),
@@ -192,5 +230,35 @@ mod tests {
             "no external assets"
         );
         assert!(html.find("cam-b").unwrap() < html.find("cam-a").unwrap());
+    }
+
+    #[test]
+    fn identity_and_events_shown_escaped() {
+        let mut d = dev("cam-c", true, None);
+        d.identity.detected_vendor = Some("dahua");
+        d.identity.vendor_mismatch = true;
+        d.identity.model = "IPC<b>X</b>".into();
+        d.streams[0]
+            .tracks
+            .push(crate::inspect::facts::TrackFacts::Video(
+                crate::inspect::facts::VideoFacts {
+                    codec: "h264",
+                    profile: "High".into(),
+                    level: "4.1".into(),
+                    width: 1920,
+                    height: 1080,
+                },
+            ));
+        d.events.push(crate::status::EventStatus {
+            at: "2026-11-28T00:00:00Z".into(),
+            stream: "main".into(),
+            event: "resolution_change",
+            detail: "640x360 -> 1920x1080".into(),
+        });
+        let html = render(&[d], jiff::civil::date(2026, 11, 28));
+        assert!(html.contains("detected dahua (mismatch)"));
+        assert!(html.contains("IPC&lt;b&gt;X&lt;/b&gt;"));
+        assert!(html.contains("resolution_change 640x360 -&gt; 1920x1080"));
+        assert!(html.contains("h264 High 1920x1080 25 fps, GOP 50"));
     }
 }

@@ -386,7 +386,7 @@ mod tests {
             let n = start_frame + i;
             let at = t0 + Duration::from_micros(n * 40_000);
             let pts = (n * 3600) as i64;
-            for (e, _) in m.frame(0, true, n % 50 == 0, pts, bytes, at) {
+            for (e, _) in m.frame(0, true, n.is_multiple_of(50), pts, bytes, at) {
                 events.push(e);
             }
         }

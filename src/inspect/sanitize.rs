@@ -134,14 +134,13 @@ impl Syntax {
     }
 }
 
+/// An access unit's units after sanitizing, and the bytes removed.
+pub type Sanitized<'a> = (SmallVec<[Cow<'a, [u8]>; 16]>, Stripped);
+
 /// Sanitizes one access unit's NAL units. Returns `None` when nothing is to
 /// change (the caller packetizes the originals), or the units to packetize
 /// instead and the bytes removed.
-pub fn access_unit<'a>(
-    syntax: Syntax,
-    policy: Policy,
-    nals: &[&'a [u8]],
-) -> Option<(SmallVec<[Cow<'a, [u8]>; 16]>, Stripped)> {
+pub fn access_unit<'a>(syntax: Syntax, policy: Policy, nals: &[&'a [u8]]) -> Option<Sanitized<'a>> {
     if policy.is_off() {
         return None;
     }

@@ -169,10 +169,10 @@ impl Publisher {
         if t.track == Track::Video(codec.clone()) {
             return;
         }
-        if let (Some(i), Track::Video(old)) = (&self.inspect, &t.track) {
-            if let Some((event, detail)) = video_change(old, &codec) {
-                report(i, &self.metrics, &self.cname, event, detail);
-            }
+        if let (Some(i), Track::Video(old)) = (&self.inspect, &t.track)
+            && let Some((event, detail)) = video_change(old, &codec)
+        {
+            report(i, &self.metrics, &self.cname, event, detail);
         }
         self.metrics.set_info(
             codec.name(),

@@ -142,11 +142,13 @@ pub fn parse_h264_annexb(data: &[u8]) -> Result<(VideoCodec, Vec<(Bytes, bool)>)
 /// first entry is frame 0, so a loop restores the clip's first parameters.
 pub type ParameterChanges = Vec<(usize, VideoCodec)>;
 
+/// A parsed clip: its first parameters, its access units (length-prefixed,
+/// with the key-frame flag) and where the parameters change.
+pub type ParsedClip = (VideoCodec, Vec<(Bytes, bool)>, ParameterChanges);
+
 /// [`parse_h264_annexb`], also reporting in-band parameter-set changes (a
 /// clip made by concatenating streams of different resolutions).
-pub fn parse_h264_annexb_with_changes(
-    data: &[u8],
-) -> Result<(VideoCodec, Vec<(Bytes, bool)>, ParameterChanges), ClipError> {
+pub fn parse_h264_annexb_with_changes(data: &[u8]) -> Result<ParsedClip, ClipError> {
     struct Au<'a> {
         nals: Vec<&'a [u8]>,
         has_vcl: bool,
