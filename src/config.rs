@@ -212,6 +212,8 @@ pub struct Device {
     pub front: Option<IpAddr>,
     pub pull: Pull,
     pub audio: AudioPolicy,
+    /// Relay the camera's ONVIF metadata track (`metadata = "pass"`).
+    pub metadata_pass: bool,
     /// What the inspector strips from this device's video.
     pub sanitize: crate::inspect::sanitize::Policy,
     pub removal_deadline: Option<jiff::civil::Date>,

@@ -69,18 +69,54 @@ impl AudioCodec {
     }
 }
 
+/// An ONVIF metadata stream, by its RTP encoding name (ONVIF Streaming
+/// Specification §5.1.2.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetadataCodec {
+    Onvif,
+    OnvifGzip,
+    OnvifExi,
+    OnvifExiExt,
+}
+
+impl MetadataCodec {
+    /// The encoding name in `a=rtpmap`.
+    pub fn encoding(self) -> &'static str {
+        match self {
+            MetadataCodec::Onvif => "vnd.onvif.metadata",
+            MetadataCodec::OnvifGzip => "vnd.onvif.metadata.gzip",
+            MetadataCodec::OnvifExi => "vnd.onvif.metadata.exi.onvif",
+            MetadataCodec::OnvifExiExt => "vnd.onvif.metadata.exi.ext",
+        }
+    }
+
+    /// From an encoding name (case-insensitive).
+    pub fn from_encoding(name: &str) -> Option<MetadataCodec> {
+        [
+            MetadataCodec::Onvif,
+            MetadataCodec::OnvifGzip,
+            MetadataCodec::OnvifExi,
+            MetadataCodec::OnvifExiExt,
+        ]
+        .into_iter()
+        .find(|c| c.encoding().eq_ignore_ascii_case(name))
+    }
+}
+
 /// One track of a stream as camgate re-emits it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Track {
     Video(VideoCodec),
     Audio(AudioCodec),
+    /// ONVIF metadata (events, analytics), relayed with `metadata = "pass"`.
+    Metadata(MetadataCodec),
 }
 
 impl Track {
     /// RTP clock rate (RFC 6184/7798: 90 kHz for video; audio at its rate).
     pub fn clock_rate(&self) -> u32 {
         match self {
-            Track::Video(_) => 90_000,
+            Track::Video(_) | Track::Metadata(_) => 90_000,
             Track::Audio(a) => a.sample_rate(),
         }
     }
@@ -96,6 +132,7 @@ impl Track {
         match (self, other) {
             (Track::Video(a), Track::Video(b)) => a.name() == b.name(),
             (Track::Audio(a), Track::Audio(b)) => a == b,
+            (Track::Metadata(a), Track::Metadata(b)) => a == b,
             _ => false,
         }
     }
@@ -135,6 +172,6 @@ pub struct SourceFrame {
     /// A video frame a decoder can start from.
     pub key: bool,
     /// Video: NAL units with 4-byte big-endian length prefixes. Audio: one
-    /// AAC access unit, or G.711 samples.
+    /// AAC access unit, or G.711 samples. Metadata: one XML document.
     pub data: Bytes,
 }

@@ -120,6 +120,7 @@ enum FrameKindLabel {
     key,
     delta,
     audio,
+    metadata,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -539,6 +540,7 @@ impl Metrics {
             frames_key: frames(FrameKindLabel::key),
             frames_delta: frames(FrameKindLabel::delta),
             frames_audio: frames(FrameKindLabel::audio),
+            frames_metadata: frames(FrameKindLabel::metadata),
             last_frame: self.last_frame.get_or_create_owned(&l),
             lost_packets: self.lost_packets.get_or_create_owned(&l),
             sent_bytes: AtomicU64::new(0),
@@ -664,6 +666,7 @@ pub struct StreamMetrics {
     pub frames_key: Counter,
     pub frames_delta: Counter,
     pub frames_audio: Counter,
+    pub frames_metadata: Counter,
     pub last_frame: Gauge<f64, AtomicU64>,
     pub lost_packets: Counter,
     /// Bytes sent to all recorders of the stream (for bitrate out; the

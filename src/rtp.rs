@@ -15,6 +15,7 @@ pub mod aac;
 pub mod g711;
 pub mod h264;
 pub mod h265;
+pub mod metadata;
 pub mod rtcp;
 
 use bytes::{BufMut, Bytes, BytesMut};

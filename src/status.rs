@@ -60,6 +60,8 @@ pub struct DeviceStatus {
     pub host: Option<String>,
     pub pull: &'static str,
     pub audio: &'static str,
+    /// strip | pass (ONVIF metadata tracks).
+    pub metadata: &'static str,
     pub removal_deadline: Option<String>,
     pub days_until_removal: Option<i64>,
     /// Every stream live.
@@ -231,6 +233,7 @@ pub fn device(d: &DeviceEntry, sessions: &Sessions, book: &Book) -> DeviceStatus
             crate::config::AudioPolicy::Strip => "strip",
             crate::config::AudioPolicy::Pass => "pass",
         },
+        metadata: if c.metadata_pass { "pass" } else { "strip" },
         removal_deadline: c.removal_deadline.map(|d| d.to_string()),
         days_until_removal: c
             .removal_deadline

@@ -127,9 +127,25 @@ pub fn render(c: &Config) -> String {
                 )
             })
             .unwrap_or_default();
+        // Inspection settings, only where they differ from the safe defaults.
+        let mut passes = Vec::new();
+        if d.metadata_pass {
+            passes.push("ONVIF metadata");
+        }
+        if !d.sanitize.sei_user_data {
+            passes.push("SEI user data");
+        }
+        if !d.sanitize.reserved_nals {
+            passes.push("reserved NAL units");
+        }
+        let passes = if passes.is_empty() {
+            String::new()
+        } else {
+            format!("; passes {}", passes.join(", "))
+        };
         let _ = writeln!(
             s,
-            "  {:<16} {source}; pull {pull}; audio {audio}; streams {}{front}{deadline}",
+            "  {:<16} {source}; pull {pull}; audio {audio}{passes}; streams {}{front}{deadline}",
             d.id.as_str(),
             streams.join(", ")
         );

@@ -22,6 +22,7 @@ async fn parameter_sets_only_in_band_and_unrelayed_tracks() {
     let cam = ScriptedCamera::start_with(Options {
         sprop: false,
         extra_tracks: true,
+        metadata: true,
     })
     .await;
     let config = format!(
@@ -45,11 +46,100 @@ async fn parameter_sets_only_in_band_and_unrelayed_tracks() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn onvif_metadata_relayed_when_passed() {
+    let cam = ScriptedCamera::start_with(Options {
+        sprop: true,
+        extra_tracks: true,
+        metadata: true,
+    })
+    .await;
+    let config = format!(
+        "{}\n{}",
+        base_config(""),
+        camera_device(cam.addr.port(), "metadata = \"pass\"")
+    );
+    let app = spawn_app(&config, &[]).await;
+    let sdp = describe_sdp(&app, "cam/main").await;
+    assert_eq!(sdp.matches("m=").count(), 2, "{sdp}");
+    assert!(
+        sdp.contains("m=application 0 RTP/AVP 97\r\na=rtpmap:97 vnd.onvif.metadata/90000"),
+        "{sdp}"
+    );
+    assert!(!sdp.contains("107"), "camera payload type leaked: {sdp}");
+    // Once video flows, a recorder gets the camera's events, re-packetized.
+    // (retina requires every track's rtptime in RTP-Info, so this also
+    // shows camgate gives one for a track with nothing queued.)
+    for _ in 0..100 {
+        let (_, _, m) = http(app.admin, "GET", "/metrics", &[]).await;
+        let n = |kind: &str| {
+            sample(
+                &m,
+                &format!(
+                    "camgate_stream_frames_total{{device=\"cam\",stream=\"main\",kind=\"{kind}\"}}"
+                ),
+            )
+            .unwrap_or(0.0)
+        };
+        if n("key") >= 1.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let s = retina_play(&app.bare_url("cam/main"), NVR_USER, NVR_PASS, false)
+        .await
+        .unwrap();
+    let mut d = s.demuxed().unwrap();
+    let mut docs = 0;
+    let mut video = 0;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while docs < 2 {
+        let item = tokio::time::timeout_at(deadline, futures::StreamExt::next(&mut d))
+            .await
+            .expect("metadata arrives")
+            .unwrap()
+            .unwrap();
+        match item {
+            retina::codec::CodecItem::MessageFrame(f) => {
+                let doc = String::from_utf8_lossy(f.data()).into_owned();
+                assert!(
+                    doc.starts_with("<?xml") && doc.ends_with("</tt:MetadataStream>"),
+                    "{doc}"
+                );
+                assert!(doc.contains("CellMotionDetector/Motion"));
+                docs += 1;
+            }
+            retina::codec::CodecItem::VideoFrame(_) => video += 1,
+            _ => {}
+        }
+    }
+    assert!(video > 0);
+    let (_, _, m) = http(app.admin, "GET", "/metrics", &[]).await;
+    assert!(
+        sample(
+            &m,
+            "camgate_stream_frames_total{device=\"cam\",stream=\"main\",kind=\"metadata\"}"
+        )
+        .is_some_and(|n| n >= 2.0),
+        "{m}"
+    );
+    let (_, _, api) = http(app.admin, "GET", "/api/v1/devices/cam", &[]).await;
+    let v: serde_json::Value = serde_json::from_str(&api).unwrap();
+    assert_eq!(v["metadata"], "pass");
+    assert_eq!(v["streams"][0]["tracks"][1]["kind"], "metadata", "{api}");
+    assert_eq!(v["streams"][0]["tracks"][1]["codec"], "vnd.onvif.metadata");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_demand_connects_at_the_first_recorder_and_leaves_after_the_last() {
     let cam = ScriptedCamera::start().await;
     let config = format!(
         "{}\n{}",
-        base_config("").replace("[camera]\n", "[camera]\non_demand_close_secs = 1\n"),
+        // The fingerprint probe's own short RTSP connection would count.
+        base_config("").replace(
+            "[camera]\n",
+            "[inspect]\nfingerprint = false\n[camera]\non_demand_close_secs = 1\n"
+        ),
         camera_device(cam.addr.port(), "pull = \"on-demand\"")
     );
     let app = spawn_app(&config, &[]).await;

@@ -182,6 +182,7 @@ mod tests {
             host: Some("10.0.0.1".into()),
             pull: "always",
             audio: "strip",
+            metadata: "strip",
             removal_deadline: None,
             days_until_removal: days,
             up,

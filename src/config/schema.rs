@@ -400,6 +400,9 @@ pub struct DeviceEntry {
     pub pull: Option<String>,
     /// `strip | pass`. Default `strip`.
     pub audio: Option<String>,
+    /// ONVIF metadata tracks (events, analytics) from the camera: `strip |
+    /// pass`. Default `strip`.
+    pub metadata: Option<String>,
     /// SEI user-data messages (payload types 4 and 5: vendor and encoder
     /// private data) in the video: `strip | pass`. Default `strip`.
     pub sei_user_data: Option<String>,

@@ -304,6 +304,7 @@ impl Checker<'_> {
                 true
             }
         };
+        let metadata_pass = !strip("metadata", &e.metadata);
         let sanitize = crate::inspect::sanitize::Policy {
             sei_user_data: strip("sei_user_data", &e.sei_user_data),
             reserved_nals: strip("reserved_nals", &e.reserved_nals),
@@ -510,6 +511,7 @@ impl Checker<'_> {
             front,
             pull,
             audio,
+            metadata_pass,
             sanitize,
             removal_deadline,
             streams,

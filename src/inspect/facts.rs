@@ -44,12 +44,22 @@ pub struct AudioFacts {
 pub enum TrackFacts {
     Video(VideoFacts),
     Audio(AudioFacts),
+    Metadata(MetadataFacts),
+}
+
+/// A metadata track's facts: its encoding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MetadataFacts {
+    pub codec: &'static str,
 }
 
 pub fn track(t: &Track) -> TrackFacts {
     match t {
         Track::Video(v) => TrackFacts::Video(video(v)),
         Track::Audio(a) => TrackFacts::Audio(audio(a)),
+        Track::Metadata(m) => TrackFacts::Metadata(MetadataFacts {
+            codec: m.encoding(),
+        }),
     }
 }
 

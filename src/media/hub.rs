@@ -30,6 +30,8 @@ pub enum FrameKind {
     /// Any other video frame.
     Delta,
     Audio,
+    /// An ONVIF metadata document.
+    Metadata,
     /// An RTCP sender report.
     Rtcp,
     /// The stream ended or changed incompatibly: sessions must close.
@@ -110,8 +112,20 @@ pub struct HubLimits {
     pub gop_cache_max_bytes: u64,
 }
 
+/// Where a track's RTP timeline stands: the sequence number of its next
+/// packet and the timestamp of its last frame, when it was published.
+#[derive(Debug, Clone, Copy)]
+struct TrackClock {
+    next_seq: u16,
+    ts: u32,
+    at: Instant,
+    rate: u32,
+}
+
 struct State {
     tail: Arc<Node>,
+    /// Per track (by index), for RTP-Info when a track has nothing queued.
+    clocks: smallvec::SmallVec<[Option<TrackClock>; 4]>,
     /// The node just before the latest video key frame (the GOP cache).
     gop_anchor: Option<Arc<Node>>,
     gop_bytes: u64,
@@ -147,6 +161,7 @@ impl Hub {
         Hub(Arc::new(Shared {
             state: Mutex::new(State {
                 tail: Node::sentinel(0, 0),
+                clocks: smallvec::SmallVec::new(),
                 gop_anchor: None,
                 gop_bytes: 0,
             }),
@@ -167,11 +182,47 @@ impl Hub {
         self.0.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Appends a media frame, noting where its track's RTP timeline stands
+    /// (`next_seq` after it, its timestamp `ts`, the track's clock `rate`).
+    pub fn publish_media(&self, frame: OutFrame, next_seq: u16, ts: u32, rate: u32) {
+        let track = usize::from(frame.track);
+        let clock = TrackClock {
+            next_seq,
+            ts,
+            at: frame.at,
+            rate,
+        };
+        self.publish_inner(frame, Some((track, clock)));
+    }
+
+    /// The sequence number a track's next packet will carry and its RTP time
+    /// now (extrapolated from its last frame), if it has sent anything.
+    pub fn track_clock(&self, track: usize) -> Option<(u16, u32)> {
+        let c = (*self.lock().clocks.get(track)?)?;
+        let elapsed = Instant::now().saturating_duration_since(c.at).as_secs_f64();
+        Some((
+            c.next_seq,
+            c.ts.wrapping_add((elapsed * f64::from(c.rate)) as u32),
+        ))
+    }
+
     /// Appends a frame and wakes every subscriber.
     pub fn publish(&self, frame: OutFrame) {
+        self.publish_inner(frame, None);
+    }
+
+    fn publish_inner(&self, frame: OutFrame, clock: Option<(usize, TrackClock)>) {
         let len = frame.data.len() as u64;
         let kind = frame.kind;
         let mut st = self.lock();
+        if let Some((track, c)) = clock
+            && track < 64
+        {
+            if st.clocks.len() <= track {
+                st.clocks.resize(track + 1, None);
+            }
+            st.clocks[track] = Some(c);
+        }
         let node = Arc::new(Node {
             frame: Some(frame),
             seq: st.tail.seq + 1,

@@ -281,10 +281,17 @@ impl Publisher {
                 }
                 (FrameKind::Audio, w.finish())
             }
+            Track::Metadata(_) => {
+                let mut w = t.sender.frame(f.data.len(), 1);
+                if rtp::metadata::packetize(&mut w, ts, &f.data) == 0 {
+                    return Err(Skip::Malformed);
+                }
+                (FrameKind::Metadata, w.finish())
+            }
         };
         t.last = Some((ts, now));
         if let Some(i) = &mut self.inspect {
-            let video = kind != FrameKind::Audio;
+            let video = matches!(kind, FrameKind::Key | FrameKind::Delta);
             let found = i
                 .monitor
                 .frame(f.track, video, f.key, f.pts, f.data.len(), now);
@@ -302,6 +309,7 @@ impl Publisher {
         match kind {
             FrameKind::Key => m.frames_key.inc(),
             FrameKind::Audio => m.frames_audio.inc(),
+            FrameKind::Metadata => m.frames_metadata.inc(),
             _ => m.frames_delta.inc(),
         };
         let unix = SystemTime::now()
@@ -309,12 +317,17 @@ impl Publisher {
             .map_or(0.0, |d| d.as_secs_f64());
         m.last_frame.set(unix);
         let bytes = data.len();
-        self.hub.publish(OutFrame {
-            track: f.track as u8,
-            kind,
-            data,
-            at: now,
-        });
+        self.hub.publish_media(
+            OutFrame {
+                track: f.track as u8,
+                kind,
+                data,
+                at: now,
+            },
+            t.sender.seq,
+            ts,
+            clock,
+        );
         Ok(Published { kind, bytes })
     }
 
@@ -362,7 +375,7 @@ impl Publisher {
     fn inspect_description(&mut self, info: &StreamInfo) {
         if let Some(v) = info.tracks.iter().find_map(|t| match t {
             Track::Video(v) => Some(v),
-            Track::Audio(_) => None,
+            Track::Audio(_) | Track::Metadata(_) => None,
         }) {
             let f = facts::video(v);
             self.metrics.set_info(v.name(), &f.profile, &f.resolution());
@@ -418,6 +431,7 @@ fn describe_track(t: &Track) -> String {
     match t {
         Track::Video(v) => format!("video {}", v.name()),
         Track::Audio(a) => format!("audio {} {} Hz", a.name(), a.sample_rate()),
+        Track::Metadata(m) => format!("application {}", m.encoding()),
     }
 }
 

@@ -117,6 +117,7 @@ impl Roundtrip {
             match item.unwrap_or_else(|e| panic!("depacketize error: {e:?}")) {
                 CodecItem::VideoFrame(f) => out.push(f.into_data()),
                 CodecItem::AudioFrame(f) => out.push(f.data().to_vec()),
+                CodecItem::MessageFrame(f) => out.push(f.data().to_vec()),
                 other => panic!("unexpected item {other:?}"),
             }
         }

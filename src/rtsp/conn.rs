@@ -702,7 +702,10 @@ fn rtp_info<'a>(
             continue;
         }
         let url = format!("{}trackID={i}", s.base_url);
-        parts.push(match first[i] {
+        // Nothing queued for this track (e.g. metadata, sent only on
+        // events): where its timeline stands now. Recorders such as retina
+        // refuse a PLAY answer that leaves a track's rtptime out.
+        parts.push(match first[i].or_else(|| s.hub.track_clock(i)) {
             Some((seq, ts)) => format!("url={url};seq={seq};rtptime={ts}"),
             None => format!("url={url}"),
         });

@@ -75,6 +75,13 @@ pub fn write(info: &StreamInfo, session_id: u64, origin: IpAddr, name: &str) -> 
                     }
                 }
             }
+            Track::Metadata(m) => {
+                let _ = write!(
+                    s,
+                    "m=application 0 RTP/AVP {pt}\r\na=rtpmap:{pt} {}/90000\r\n",
+                    m.encoding()
+                );
+            }
         }
         let _ = write!(s, "a=control:trackID={i}\r\n");
     }

@@ -17,7 +17,7 @@ use tracing::{debug, warn};
 use super::{ErrorKind, SENDER_REPORT_INTERVAL, SourceError, StreamSource};
 use crate::config::{AudioPolicy, CameraConfig};
 use crate::media::hub::SourceState;
-use crate::media::{AudioCodec, SourceFrame, StreamInfo, Track, VideoCodec};
+use crate::media::{AudioCodec, MetadataCodec, SourceFrame, StreamInfo, Track, VideoCodec};
 
 /// A track camgate relays: retina's stream index and what it becomes.
 #[derive(Debug, Clone)]
@@ -74,6 +74,7 @@ pub async fn run_session(
     let chosen = choose_tracks(
         &session,
         src.device.audio,
+        src.device.metadata_pass,
         &src.device.id.to_string(),
         &src.stream.name,
         !src.warned_tracks,
@@ -198,6 +199,22 @@ pub async fn run_session(
                     },
                 )
             }
+            CodecItem::MessageFrame(f) => {
+                let sid = f.stream_id();
+                let Some(Some(ti)) = index_of.get(sid).copied() else {
+                    continue;
+                };
+                let pts = f.timestamp().timestamp();
+                (
+                    sid,
+                    SourceFrame {
+                        track: ti,
+                        pts,
+                        key: false,
+                        data: Bytes::copy_from_slice(f.data()),
+                    },
+                )
+            }
             _ => continue,
         };
         if !begun {
@@ -227,6 +244,7 @@ fn begin(src: &mut StreamSource, tracks: &[Option<Track>]) {
 fn choose_tracks(
     session: &Session<retina::client::Described>,
     audio: AudioPolicy,
+    metadata_pass: bool,
     device: &str,
     stream: &str,
     warn: bool,
@@ -255,6 +273,7 @@ fn choose_tracks(
     let mut out: Vec<Chosen> = Vec::new();
     let mut have_video = false;
     let mut have_audio = false;
+    let mut have_metadata = false;
     for (i, s) in session.streams().iter().enumerate() {
         let media = s.media();
         let enc = s.encoding_name();
@@ -290,11 +309,27 @@ fn choose_tracks(
                 }
                 None => left_out(i, media, enc, "audio parameters unusable"),
             },
+            ("application", _) if !metadata_pass => {
+                debug!(
+                    device,
+                    stream,
+                    track = i,
+                    encoding = enc,
+                    "metadata stripped by policy"
+                );
+            }
+            ("application", _) if !have_metadata && MetadataCodec::from_encoding(enc).is_some() => {
+                have_metadata = true;
+                out.push(Chosen {
+                    retina_index: i,
+                    track: MetadataCodec::from_encoding(enc).map(Track::Metadata),
+                });
+            }
             _ => left_out(
                 i,
                 media,
                 enc,
-                "codec not relayed (video H.264/H.265, audio AAC/G.711)",
+                "codec not relayed (video H.264/H.265, audio AAC/G.711, ONVIF metadata)",
             ),
         }
     }

@@ -381,6 +381,9 @@ pub struct Seen {
     pub video_frames: usize,
     pub key_frames: usize,
     pub audio_frames: usize,
+    /// ONVIF metadata documents, and whether the last one was whole XML.
+    pub metadata_frames: usize,
+    pub last_metadata: Option<String>,
     pub first_was_key: Option<bool>,
     pub loss: u64,
 }
@@ -410,6 +413,10 @@ pub async fn retina_frames(
             retina::codec::CodecItem::AudioFrame(f) => {
                 seen.audio_frames += 1;
                 seen.loss += u64::from(f.loss());
+            }
+            retina::codec::CodecItem::MessageFrame(f) => {
+                seen.metadata_frames += 1;
+                seen.last_metadata = Some(String::from_utf8_lossy(f.data()).into_owned());
             }
             _ => {}
         }

@@ -37,9 +37,12 @@ pub struct ScriptedCamera {
 pub struct Options {
     /// Announce `sprop-parameter-sets` in the SDP (else only in-band).
     pub sprop: bool,
-    /// Also announce tracks camgate does not relay (G.726 audio, ONVIF
-    /// metadata); they get no data.
+    /// Also announce tracks camgate does not relay by default (G.726
+    /// audio, ONVIF metadata).
     pub extra_tracks: bool,
+    /// Send an ONVIF metadata document every second on the metadata track
+    /// (with `extra_tracks`), if the client set it up.
+    pub metadata: bool,
 }
 
 impl Default for Options {
@@ -47,6 +50,7 @@ impl Default for Options {
         Options {
             sprop: true,
             extra_tracks: false,
+            metadata: false,
         }
     }
 }
@@ -163,6 +167,9 @@ async fn serve(s: TcpStream, addr: SocketAddr, opts: Options) {
          a=Media_header:MEDIAINFO=494D4B48010300000400000100000000000000000000000000000000000000000000000000000000;\r\n\
          a=appversion:1.0\r\n{extra}"
     );
+    // The interleaved channel the client chose for the metadata track.
+    let meta_channel = Arc::new(std::sync::atomic::AtomicU16::new(u16::MAX));
+    let meta_ch = meta_channel.clone();
     // Requests: answered by the writer loop, in order.
     let reader = tokio::spawn(async move {
         let mut buf = Vec::new();
@@ -218,13 +225,28 @@ async fn serve(s: TcpStream, addr: SocketAddr, opts: Options) {
                                     .to_string()
                             })
                             .unwrap_or_else(|| "0-1".into());
+                        if head.lines().next().is_some_and(|l| l.contains("trackID=3"))
+                            && let Some(c) = ch.split('-').next().and_then(|c| c.parse().ok())
+                        {
+                            meta_ch.store(c, Ordering::SeqCst);
+                        }
                         format!(
                             "RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\nSession:       7F3A0B12;timeout=60\r\nTransport: RTP/AVP/TCP;unicast;interleaved={ch};ssrc={CAMERA_SSRC:08X};mode=\"play\"\r\n\r\n"
                         )
                     }
-                    "PLAY" => format!(
-                        "RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\nSession: 7F3A0B12\r\nRTP-Info: url=rtsp://{addr}/Streaming/Channels/101/trackID=1;seq={CAMERA_SEQ0};rtptime=0\r\n\r\n"
-                    ),
+                    "PLAY" => {
+                        // RTP-Info names every track set up, as cameras do.
+                        let meta = if meta_ch.load(Ordering::SeqCst) <= 255 {
+                            format!(
+                                ",url=rtsp://{addr}/Streaming/Channels/101/trackID=3;seq=0;rtptime=0"
+                            )
+                        } else {
+                            String::new()
+                        };
+                        format!(
+                            "RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\nSession: 7F3A0B12\r\nRTP-Info: url=rtsp://{addr}/Streaming/Channels/101/trackID=1;seq={CAMERA_SEQ0};rtptime=0{meta}\r\n\r\n"
+                        )
+                    }
                     _ => format!("RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\nSession: 7F3A0B12\r\n\r\n"),
                 };
                 let play = method == "PLAY";
@@ -254,11 +276,42 @@ async fn serve(s: TcpStream, addr: SocketAddr, opts: Options) {
                 let ts = (i as u32).wrapping_mul(3600);
                 let out = packetize_quirky(&sps, &pps, nals, *key, ts, &mut seq);
                 if wr.write_all(&out).await.is_err() { break }
+                let ch = meta_channel.load(Ordering::SeqCst);
+                if opts.metadata && i.is_multiple_of(25) && ch <= 255 {
+                    let out = metadata_packet(ch as u8, (i / 25) as u16, ts, i / 25);
+                    if wr.write_all(&out).await.is_err() { break }
+                }
                 i += 1;
             }
         }
     }
     reader.abort();
+}
+
+/// An ONVIF metadata document (a motion event) in one RTP packet on
+/// `channel`, marker set, payload type 107.
+pub fn metadata_packet(channel: u8, seq: u16, ts: u32, n: usize) -> BytesMut {
+    let doc = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><tt:MetadataStream xmlns:tt=\"http://www.onvif.org/ver10/schema\">\
+         <tt:Event><wsnt:NotificationMessage xmlns:wsnt=\"http://docs.oasis-open.org/wsn/b-2\"><wsnt:Topic>tns1:RuleEngine/CellMotionDetector/Motion</wsnt:Topic>\
+         <wsnt:Message><tt:Message UtcTime=\"2026-11-28T00:00:{:02}Z\"><tt:Data><tt:SimpleItem Name=\"IsMotion\" Value=\"true\"/></tt:Data></tt:Message></wsnt:Message>\
+         </wsnt:NotificationMessage></tt:Event></tt:MetadataStream>",
+        n % 60
+    );
+    let mut p = BytesMut::new();
+    p.put_u8(0x80);
+    p.put_u8(0x80 | 107);
+    p.put_u16(seq);
+    p.put_u32(ts);
+    // The SSRC the SETUP answer announced (the same for every track).
+    p.put_u32(CAMERA_SSRC);
+    p.put_slice(doc.as_bytes());
+    let mut out = BytesMut::new();
+    out.put_u8(b'$');
+    out.put_u8(channel);
+    out.put_u16(p.len() as u16);
+    out.put_slice(&p);
+    out
 }
 
 /// One RTP packet framed for channel 0, with optional header extension

@@ -226,3 +226,17 @@ async fn cleared_cache_makes_new_subscribers_wait_for_fresh_key() {
     s.next_batch(&mut out, usize::MAX).await.unwrap();
     assert_eq!(kinds(&out), [FrameKind::Key]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn track_clock_extrapolates_from_the_last_frame() {
+    let hub = Hub::new(limits());
+    assert_eq!(hub.track_clock(1), None);
+    let mut f = frame(FrameKind::Metadata, 10);
+    f.track = 1;
+    hub.publish_media(f, 501, 90_000, 90_000);
+    assert_eq!(hub.track_clock(0), None, "track 0 sent nothing");
+    tokio::time::advance(Duration::from_millis(500)).await;
+    let (seq, ts) = hub.track_clock(1).unwrap();
+    assert_eq!(seq, 501);
+    assert!((135_000..=135_100).contains(&ts), "{ts}");
+}
