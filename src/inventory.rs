@@ -14,6 +14,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::StreamExt;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -430,7 +431,11 @@ pub async fn from_probes(config: &Config, timeout: Duration) -> Value {
             }
         }
     });
-    futures::future::join_all(probes).await;
+    // At most 32 devices at a time: a large estate must not see a burst.
+    futures::stream::iter(probes)
+        .buffer_unordered(32)
+        .collect::<Vec<()>>()
+        .await;
     cancel.cancel();
     let sessions = crate::rtsp::session::Sessions::default();
     let book = crate::egress::book::Book::new(config, None);

@@ -135,11 +135,7 @@ async fn on_demand_connects_at_the_first_recorder_and_leaves_after_the_last() {
     let cam = ScriptedCamera::start().await;
     let config = format!(
         "{}\n{}",
-        // The fingerprint probe's own short RTSP connection would count.
-        base_config("").replace(
-            "[camera]\n",
-            "[inspect]\nfingerprint = false\n[camera]\non_demand_close_secs = 1\n"
-        ),
+        base_config("").replace("[camera]\n", "[camera]\non_demand_close_secs = 1\n"),
         camera_device(cam.addr.port(), "pull = \"on-demand\"")
     );
     let app = spawn_app(&config, &[]).await;

@@ -55,6 +55,9 @@ impl TestApp {
 }
 
 /// The config prefix every test uses: loopback, ephemeral ports, one recorder.
+/// Fingerprint probes are off: they would add their own connections and
+/// requests to cameras whose traffic tests count (`tests/inspection.rs`
+/// turns them on).
 pub fn base_config(extra_rtsp: &str) -> String {
     format!(
         r#"
@@ -62,6 +65,8 @@ pub fn base_config(extra_rtsp: &str) -> String {
 listen = "127.0.0.1:0"
 udp_rtp_port = 0
 {extra_rtsp}
+[inspect]
+fingerprint = false
 [admin]
 listen = "127.0.0.1:0"
 [camera]
