@@ -409,8 +409,26 @@ pub async fn from_probes(config: &Config, timeout: Duration) -> Value {
     let probes = registry.devices().iter().map(|d| {
         let (tracker, cancel) = (tracker.clone(), cancel.clone());
         async move {
-            let DeviceSource::Camera(cam) = &d.config.source else {
-                return;
+            let cam = match &d.config.source {
+                DeviceSource::Camera(cam) => cam,
+                DeviceSource::Simulated { clip } => {
+                    // The clip it would loop.
+                    let clip = clip.clone().or_else(|| crate::source::clip::builtin().ok());
+                    if let Some(c) = clip {
+                        let mut tracks = vec![crate::media::Track::Video(c.video.clone())];
+                        if d.config.audio == crate::config::AudioPolicy::Pass
+                            && let Some((a, _)) = &c.audio
+                        {
+                            tracks.push(crate::media::Track::Audio(a.clone()));
+                        }
+                        for s in &d.streams {
+                            s.hub.set_info(Arc::new(crate::media::StreamInfo {
+                                tracks: tracks.clone(),
+                            }));
+                        }
+                    }
+                    return;
+                }
             };
             if let Some(r) =
                 crate::inspect::probe::probe(&d.config, timeout, &tracker, &cancel).await
