@@ -440,9 +440,9 @@ pub async fn from_probes(config: &Config, timeout: Duration) -> Value {
                     continue;
                 };
                 if let Ok((sdp, tracks)) =
-                    crate::source::camera::describe_only(cam, &cfg.path, timeout).await
+                    crate::source::camera::describe_only(&d.config, cam, &cfg.path, timeout).await
                 {
-                    d.identity.sdp(&sdp);
+                    d.identity.sdp(&s.name, &sdp);
                     s.hub
                         .set_info(Arc::new(crate::media::StreamInfo { tracks }));
                 }

@@ -40,6 +40,10 @@ pub struct Identity {
     pub probed_at: Option<String>,
     /// What the last probe could not learn (e.g. `onvif: timeout`).
     pub probe_errors: Vec<String>,
+    /// SDP evidence per stream (a main stream's SDP may say more than a
+    /// sub-stream's; the device's evidence is their union).
+    #[serde(skip)]
+    sdp_by_stream: Vec<(String, Vec<Evidence>)>,
 }
 
 /// See the module docs.
@@ -74,10 +78,23 @@ impl IdentityCell {
         self.state.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// Evidence from the camera's SDP (the stream source, at DESCRIBE).
-    pub fn sdp(&self, sdp: &[u8]) {
+    /// Evidence from one stream's SDP (the stream source, at DESCRIBE). It
+    /// replaces that stream's earlier SDP evidence only, so streams whose
+    /// SDPs differ do not take turns overwriting each other.
+    pub fn sdp(&self, stream: &str, sdp: &[u8]) {
         let found = fingerprint::sdp(sdp);
-        self.update(|s| replace_signal(&mut s.evidence, &[Signal::Sdp], found));
+        self.update(|s| {
+            match s.sdp_by_stream.iter_mut().find(|(n, _)| n == stream) {
+                Some((_, e)) => *e = found,
+                None => s.sdp_by_stream.push((stream.to_string(), found)),
+            }
+            let union: Vec<Evidence> = s
+                .sdp_by_stream
+                .iter()
+                .flat_map(|(_, e)| e.iter().cloned())
+                .collect();
+            replace_signal(&mut s.evidence, &[Signal::Sdp], union);
+        });
     }
 
     /// A probe's findings replace the previous probe's.
@@ -116,25 +133,27 @@ impl IdentityCell {
     }
 
     fn update(&self, f: impl FnOnce(&mut Identity)) {
-        let (labels, mismatch, changed_verdict, detected) = {
-            let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
-            let before = (s.detected_vendor, s.vendor_mismatch);
-            f(&mut s);
-            s.evidence.truncate(MAX_EVIDENCE);
-            s.detected_vendor = fingerprint::decide(&s.evidence);
-            s.vendor_mismatch = s.detected_vendor.is_some_and(|d| d != self.configured);
-            let labels = DeviceInfoLabels {
-                device: self.device.clone(),
-                vendor: self.configured.to_string(),
-                detected_vendor: s.detected_vendor.unwrap_or("").to_string(),
-                model: fingerprint::label_value(&s.model),
-                firmware: fingerprint::label_value(&s.firmware),
-            };
-            let changed = before != (s.detected_vendor, s.vendor_mismatch);
-            (labels, s.vendor_mismatch, changed, s.detected_vendor)
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let before = (s.detected_vendor, s.vendor_mismatch);
+        f(&mut s);
+        s.evidence.truncate(MAX_EVIDENCE);
+        s.detected_vendor = fingerprint::decide(&s.evidence);
+        s.vendor_mismatch = s.detected_vendor.is_some_and(|d| d != self.configured);
+        let labels = DeviceInfoLabels {
+            device: self.device.clone(),
+            vendor: self.configured.to_string(),
+            detected_vendor: s.detected_vendor.unwrap_or("").to_string(),
+            model: fingerprint::label_value(&s.model),
+            firmware: fingerprint::label_value(&s.firmware),
         };
+        let changed_verdict = before != (s.detected_vendor, s.vendor_mismatch);
+        let (mismatch, detected) = (s.vendor_mismatch, s.detected_vendor);
+        // Published under the lock: two updates racing must not leave the
+        // older one's labels as the series (the metrics' own locks are
+        // never held while taking this one).
         self.metrics.device_identity(labels);
         self.metrics.vendor_mismatch(&self.device, mismatch);
+        drop(s);
         if changed_verdict && mismatch {
             warn!(
                 device = %self.device,
@@ -153,5 +172,33 @@ fn replace_signal(evidence: &mut Vec<Evidence>, signals: &[Signal], new: Vec<Evi
         if !evidence.contains(&e) {
             evidence.push(e);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn streams_sdp_evidence_is_merged_not_overwritten() {
+        let metrics = Metrics::new();
+        let cell = IdentityCell::new("cam", "dahua", metrics.clone());
+        let hik = b"v=0\ns=HIK Media Server V3.5.43\nm=video 0 RTP/AVP 96\n";
+        let plain = b"v=0\ns=Session\nm=video 0 RTP/AVP 96\n";
+        cell.sdp("main", hik);
+        cell.sdp("sub", plain);
+        // The sub-stream's bare SDP does not erase what the main one showed.
+        let id = cell.get();
+        assert_eq!(id.detected_vendor, Some("hikvision"));
+        assert!(id.vendor_mismatch);
+        // Only the stream's own new SDP replaces its evidence.
+        cell.sdp("main", plain);
+        assert_eq!(cell.get().detected_vendor, None);
+        assert!(!cell.get().vendor_mismatch);
+        let text = metrics.encode(false);
+        assert!(
+            text.contains("camgate_device_vendor_mismatch{device=\"cam\"} 0"),
+            "{text}"
+        );
     }
 }

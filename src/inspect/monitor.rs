@@ -206,13 +206,21 @@ impl Monitor {
         &self.shared
     }
 
-    /// A new source session: timestamps restart, so forget them (rates and
-    /// their history carry on).
+    /// A new source session: timestamps restart, so forget them. The rate
+    /// history carries on, but the time the source was away is not counted
+    /// as silent seconds (an on-demand stream idle for minutes did not
+    /// collapse), and runs of spiking or collapsing seconds start over.
     pub fn new_session(&mut self, tracks: usize) {
         self.last_pts = vec![None; tracks];
         self.fps_window = None;
         self.frames_since_key = 0;
         self.seen_key = false;
+        self.bucket_start = None;
+        self.bucket = Bucket::default();
+        self.spike_secs = 0;
+        self.spiking = false;
+        self.collapse_secs = 0;
+        self.collapsed = false;
     }
 
     /// Records an event found outside the frame path (a description change).
@@ -346,9 +354,14 @@ impl Monitor {
                         ),
                     ));
                 }
-            } else if b.video_frames * 4 >= median_fps * 3 {
+            } else {
+                // A second at half the median or better ends the run; the
+                // event re-arms only once the rate is back to 3/4 of it, so
+                // a rate hovering around the threshold reports once.
                 self.collapse_secs = 0;
-                self.collapsed = false;
+                if b.video_frames * 4 >= median_fps * 3 {
+                    self.collapsed = false;
+                }
             }
         }
         if self.history.len() == HISTORY_SECS {
@@ -444,6 +457,49 @@ mod tests {
             }
         }
         assert_eq!(events, vec![Event::FramerateCollapse]);
+    }
+
+    /// Feeds `secs` seconds at `fps` from second `from` (pts from 0).
+    fn feed_fps(m: &mut Monitor, t0: Instant, from: u64, secs: u64, fps: u64) -> Vec<Event> {
+        let mut events = Vec::new();
+        for s in from..from + secs {
+            for k in 0..fps {
+                let at = t0 + Duration::from_millis(s * 1000 + k * 1000 / fps);
+                let pts = ((s * 1000 + k * 1000 / fps) * 90) as i64;
+                events.extend(
+                    m.frame(0, true, k == 0, pts, 4000, at)
+                        .into_iter()
+                        .map(|(e, _)| e),
+                );
+            }
+        }
+        events
+    }
+
+    #[test]
+    fn reconnect_after_idle_is_not_a_collapse() {
+        let mut m = monitor();
+        let t0 = Instant::now();
+        assert!(feed_fps(&mut m, t0, 0, 30, 25).is_empty());
+        // On demand: the source is away for two minutes, then comes back.
+        m.new_session(2);
+        assert!(feed_fps(&mut m, t0, 150, 30, 25).is_empty());
+    }
+
+    #[test]
+    fn collapse_needs_consecutive_slow_seconds() {
+        let mut m = monitor();
+        let t0 = Instant::now();
+        feed_fps(&mut m, t0, 0, 30, 25);
+        // Slow seconds broken up by seconds at 60% of the median (above
+        // half, below the 3/4 re-arm level): never 5 in a row.
+        let mut events = Vec::new();
+        for round in 0..6u64 {
+            let s = 30 + round * 4;
+            events.extend(feed_fps(&mut m, t0, s, 3, 5));
+            events.extend(feed_fps(&mut m, t0, s + 3, 1, 15));
+        }
+        assert!(events.is_empty(), "{events:?}");
     }
 
     #[test]

@@ -204,33 +204,44 @@ async fn rtsp(
         "OPTIONS {base}/ RTSP/1.0\r\nCSeq: 1\r\nUser-Agent: camgate/{}\r\n\r\n",
         env!("CARGO_PKG_VERSION")
     );
-    let head1 = exchange(&mut s, &options, timeout).await?;
+    let mut carry = Vec::new();
+    let head1 = exchange(&mut s, &mut carry, &options, timeout).await?;
     let server = header(&head1, "server");
     let path = if path.starts_with('/') { path } else { "/" };
     let describe = format!(
         "DESCRIBE {base}{path} RTSP/1.0\r\nCSeq: 2\r\nAccept: application/sdp\r\nUser-Agent: camgate/{}\r\n\r\n",
         env!("CARGO_PKG_VERSION")
     );
-    let auth = match exchange(&mut s, &describe, timeout).await {
+    let auth = match exchange(&mut s, &mut carry, &describe, timeout).await {
         Ok(head2) => header(&head2, "www-authenticate"),
         Err(_) => None,
     };
     Ok((server, auth))
 }
 
-/// Sends a request and reads the response head (status line + headers).
-async fn exchange(s: &mut TcpStream, req: &str, timeout: Duration) -> Result<String, String> {
+/// Most body bytes skipped after a probe response head.
+const MAX_SKIPPED_BODY: usize = 64 * 1024;
+
+/// Sends a request and reads the response head (status line + headers),
+/// then skips the response's body (`Content-Length`), so the next exchange
+/// on the connection starts at its own response. `carry` holds bytes read
+/// past the current response, for the next one.
+async fn exchange(
+    s: &mut TcpStream,
+    carry: &mut Vec<u8>,
+    req: &str,
+    timeout: Duration,
+) -> Result<String, String> {
     tokio::time::timeout(timeout, s.write_all(req.as_bytes()))
         .await
         .map_err(|_| "write timeout".to_string())?
         .map_err(|e| format!("write: {}", e.kind()))?;
-    let mut buf = Vec::with_capacity(1024);
+    let mut buf = std::mem::take(carry);
     let mut chunk = [0u8; 1024];
     let deadline = tokio::time::Instant::now() + timeout;
-    loop {
+    let end = loop {
         if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            buf.truncate(end);
-            break;
+            break end;
         }
         if buf.len() > MAX_HEAD {
             return Err("response head too large".into());
@@ -243,11 +254,31 @@ async fn exchange(s: &mut TcpStream, req: &str, timeout: Duration) -> Result<Str
             return Err("closed".into());
         }
         buf.extend_from_slice(&chunk[..n]);
-    }
-    let head = String::from_utf8_lossy(&buf).into_owned();
+    };
+    let head = String::from_utf8_lossy(&buf[..end]).into_owned();
     if !head.starts_with("RTSP/1.") {
         return Err("not an RTSP response".into());
     }
+    let body_len = match header(&head, "content-length") {
+        Some(v) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n <= MAX_SKIPPED_BODY)
+            .ok_or("bad or oversized Content-Length")?,
+        None => 0,
+    };
+    let mut rest = buf.split_off(end + 4);
+    while rest.len() < body_len {
+        let n = tokio::time::timeout_at(deadline, s.read(&mut chunk))
+            .await
+            .map_err(|_| "read timeout".to_string())?
+            .map_err(|e| format!("read: {}", e.kind()))?;
+        if n == 0 {
+            return Err("closed".into());
+        }
+        rest.extend_from_slice(&chunk[..n]);
+    }
+    *carry = rest.split_off(body_len);
     Ok(head)
 }
 
@@ -315,7 +346,8 @@ mod tests {
             let mut buf = vec![0u8; 4096];
             let mut seen = String::new();
             for reply in [
-                "RTSP/1.0 200 OK\r\nCSeq: 1\r\nServer: Rtsp Server/3.0\r\nPublic: OPTIONS, DESCRIBE\r\n\r\n",
+                // Some cameras put a body even on OPTIONS: it is skipped.
+                "RTSP/1.0 200 OK\r\nCSeq: 1\r\nServer: Rtsp Server/3.0\r\nPublic: OPTIONS, DESCRIBE\r\nContent-Length: 5\r\n\r\nhello",
                 "RTSP/1.0 401 Unauthorized\r\nCSeq: 2\r\nWWW-Authenticate: Digest realm=\"Login to 4J0186FPAG00123\", nonce=\"abc\"\r\n\r\n",
             ] {
                 while !seen.contains("\r\n\r\n") {

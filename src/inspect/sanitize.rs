@@ -1,8 +1,9 @@
 //! Sanitizing video access units before camgate packetizes them: SEI
 //! user-data payloads (ITU-T T.35 registered, type 4, and unregistered,
-//! type 5, where vendors and encoders put private data) are cut out of SEI
-//! NAL units while timing and recovery-point messages stay; reserved and
-//! unspecified NAL unit types are dropped.
+//! type 5, where vendors and encoders put private data) and the nesting
+//! messages that could wrap them are cut out of SEI NAL units while timing
+//! and recovery-point messages stay; reserved and unspecified NAL unit types
+//! are dropped.
 //!
 //! Pure code on one access unit. The common case (no SEI, nothing reserved)
 //! is a scan of the NAL header bytes and no copy; an SEI unit is rewritten
@@ -20,6 +21,14 @@ use smallvec::SmallVec;
 /// SEI payload types carrying private data (both codecs).
 const USER_DATA_REGISTERED: u32 = 4;
 const USER_DATA_UNREGISTERED: u32 = 5;
+/// SEI messages that wrap other SEI messages, user data included: H.264
+/// scalable nesting (30, Annex G) and MVC scalable nesting (37, Annex H);
+/// H.265 scalable nesting (133). They only matter to multi-layer decoding,
+/// which cameras do not produce, so they go whole rather than be parsed.
+const H264_NESTING: [u32; 2] = [30, 37];
+const H265_NESTING: [u32; 1] = [133];
+/// More messages than this in one SEI unit is not an encoder's doing.
+const MAX_MESSAGES: usize = 1024;
 
 /// What the sanitizer removes (per device; both on by default).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,6 +123,16 @@ impl Syntax {
             Syntax::H264 => nal.first().map_or(0, |h| h & 0x1f),
             Syntax::H265 => nal.first().map_or(0, |h| (h >> 1) & 0x3f),
         }
+    }
+
+    /// Payload types removed by the `sei_user_data` policy.
+    fn is_private_payload(self, payload_type: u32) -> bool {
+        payload_type == USER_DATA_REGISTERED
+            || payload_type == USER_DATA_UNREGISTERED
+            || match self {
+                Syntax::H264 => H264_NESTING.contains(&payload_type),
+                Syntax::H265 => H265_NESTING.contains(&payload_type),
+            }
     }
 
     fn is_sei(self, t: u8) -> bool {
@@ -211,9 +230,7 @@ fn sei(syntax: Syntax, nal: &[u8]) -> Sei {
     let Some(messages) = messages(&rbsp) else {
         return Sei::Malformed;
     };
-    let private = |m: &Message| {
-        m.payload_type == USER_DATA_REGISTERED || m.payload_type == USER_DATA_UNREGISTERED
-    };
+    let private = |m: &Message| syntax.is_private_payload(m.payload_type);
     if !messages.iter().any(private) {
         return Sei::Unchanged;
     }
@@ -252,7 +269,7 @@ fn messages(rbsp: &[u8]) -> Option<SmallVec<[Message; 4]>> {
         let payload_type = ff_coded(rbsp, &mut i)?;
         let size = ff_coded(rbsp, &mut i)? as usize;
         let end = i.checked_add(size)?;
-        if end > rbsp.len() || out.len() >= 64 {
+        if end > rbsp.len() || out.len() >= MAX_MESSAGES {
             return None;
         }
         i = end;
@@ -384,6 +401,46 @@ mod tests {
         let (out, s) = access_unit(Syntax::H264, Policy::STRICT, &nals).unwrap();
         assert_eq!(out.len(), 1);
         assert_eq!(s.get(StripKind::SeiUserData), nal.len() as u64);
+    }
+
+    #[test]
+    fn nesting_messages_go_with_the_user_data_they_may_hide() {
+        let recovery = msg(6, &[0x84]);
+        // Scalable nesting wrapping an unregistered user-data message.
+        let mut nested = vec![0x80]; // all_layer_representations_in_au_flag
+        nested.extend(x264_user_data());
+        for t in [30, 37] {
+            let sei = h264_sei(&[recovery.clone(), msg(t, &nested)]);
+            let nals: Vec<&[u8]> = vec![&sei, IDR];
+            let (out, s) = access_unit(Syntax::H264, Policy::STRICT, &nals).unwrap();
+            assert_eq!(
+                &*out[0],
+                &h264_sei(std::slice::from_ref(&recovery))[..],
+                "type {t}"
+            );
+            assert!(s.get(StripKind::SeiUserData) > 0);
+        }
+        let mut prefix = vec![39 << 1, 1];
+        escape_into(&[&msg(133, &nested)[..], &[0x80]].concat(), &mut prefix);
+        let nals: Vec<&[u8]> = vec![&prefix];
+        let (out, _) = access_unit(Syntax::H265, Policy::STRICT, &nals).unwrap();
+        assert!(out.is_empty());
+        // H.264 type 133 and H.265 type 30 are not nesting: left alone.
+        let other = h264_sei(&[msg(133, &[1])]);
+        let nals: Vec<&[u8]> = vec![&other];
+        assert!(access_unit(Syntax::H264, Policy::STRICT, &nals).is_none());
+    }
+
+    #[test]
+    fn many_small_messages_are_not_malformed() {
+        let timing: Vec<Vec<u8>> = (0..300).map(|_| msg(1, &[0x10])).collect();
+        let mut all = timing.clone();
+        all.push(x264_user_data());
+        let sei = h264_sei(&all);
+        let nals: Vec<&[u8]> = vec![&sei];
+        let (out, s) = access_unit(Syntax::H264, Policy::STRICT, &nals).unwrap();
+        assert_eq!(&*out[0], &h264_sei(&timing)[..]);
+        assert_eq!(s.get(StripKind::MalformedSei), 0);
     }
 
     #[test]

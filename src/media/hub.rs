@@ -122,6 +122,20 @@ struct TrackClock {
     rate: u32,
 }
 
+impl TrackClock {
+    /// The next sequence number and the RTP time now, extrapolated.
+    fn now(&self) -> (u16, u32) {
+        let elapsed = Instant::now()
+            .saturating_duration_since(self.at)
+            .as_secs_f64();
+        (
+            self.next_seq,
+            self.ts
+                .wrapping_add((elapsed * f64::from(self.rate)) as u32),
+        )
+    }
+}
+
 struct State {
     tail: Arc<Node>,
     /// Per track (by index), for RTP-Info when a track has nothing queued.
@@ -195,17 +209,6 @@ impl Hub {
         self.publish_inner(frame, Some((track, clock)));
     }
 
-    /// The sequence number a track's next packet will carry and its RTP time
-    /// now (extrapolated from its last frame), if it has sent anything.
-    pub fn track_clock(&self, track: usize) -> Option<(u16, u32)> {
-        let c = (*self.lock().clocks.get(track)?)?;
-        let elapsed = Instant::now().saturating_duration_since(c.at).as_secs_f64();
-        Some((
-            c.next_seq,
-            c.ts.wrapping_add((elapsed * f64::from(c.rate)) as u32),
-        ))
-    }
-
     /// Appends a frame and wakes every subscriber.
     pub fn publish(&self, frame: OutFrame) {
         self.publish_inner(frame, None);
@@ -237,6 +240,8 @@ impl Hub {
             FrameKind::End => {
                 st.gop_anchor = None;
                 st.gop_bytes = 0;
+                // The next source session starts new RTP timelines.
+                st.clocks.clear();
             }
             _ if st.gop_anchor.is_some() => {
                 st.gop_bytes += len;
@@ -284,6 +289,9 @@ impl Hub {
             Some(a) => (a.clone(), false),
             None => (st.tail.clone(), true),
         };
+        // Taken with the cursor, so a frame published after this point is
+        // both after the cursor and after the clock (no RTP-Info race).
+        let clocks = st.clocks.clone();
         drop(st);
         self.0.subscribers.fetch_add(1, Ordering::Relaxed);
         Subscriber {
@@ -291,6 +299,7 @@ impl Hub {
             cursor,
             need_key,
             dropped: 0,
+            clocks,
         }
     }
 
@@ -386,6 +395,8 @@ pub struct Subscriber {
     /// Frames skipped because this subscriber fell behind, since the last
     /// [`Subscriber::take_dropped`].
     dropped: u64,
+    /// The tracks' RTP timelines when this subscriber started.
+    clocks: smallvec::SmallVec<[Option<TrackClock>; 4]>,
 }
 
 impl Drop for Subscriber {
@@ -406,15 +417,34 @@ impl Subscriber {
         std::mem::take(&mut self.dropped)
     }
 
-    /// The frames from the current position that have not been sent, without
-    /// consuming them (for RTP-Info at PLAY).
+    /// The frames this subscriber will send first, without consuming them
+    /// (for RTP-Info at PLAY): from the current position, skipping what
+    /// [`Subscriber::next_batch`] would skip while waiting for a key frame,
+    /// and stopping at the end of the current source session.
     pub fn peek(&self) -> impl Iterator<Item = &OutFrame> {
         let mut node = self.cursor.next.get();
+        let mut need_key = self.need_key;
         std::iter::from_fn(move || {
-            let n = node?;
-            node = n.next.get();
-            n.frame.as_ref()
+            loop {
+                let n = node?;
+                node = n.next.get();
+                let Some(f) = n.frame.as_ref() else { continue };
+                match f.kind {
+                    FrameKind::End => return None,
+                    FrameKind::Key => need_key = false,
+                    _ if need_key => continue,
+                    _ => {}
+                }
+                return Some(f);
+            }
         })
+    }
+
+    /// Where a track's RTP timeline stood when this subscriber started,
+    /// extrapolated to now: the sequence number and RTP time its first
+    /// packet will carry if the track has nothing queued for it.
+    pub fn start_clock(&self, track: usize) -> Option<(u16, u32)> {
+        Some(self.clocks.get(track).copied().flatten()?.now())
     }
 
     /// Waits until at least one frame is ready, then appends the ready frames

@@ -569,7 +569,7 @@ impl Conn {
         let recorder_metrics = s
             .metrics
             .session(&rec.name, if is_tcp { "tcp" } else { "udp" });
-        let rtp_info = rtp_info(&s, &tracks, subscriber.peek());
+        let rtp_info = rtp_info(&s, &tracks, &subscriber);
         let stop = CancellationToken::new();
         s.with_state(|st| {
             st.playing = Some(if is_tcp {
@@ -668,13 +668,13 @@ type Reply = Result<(Response, Option<WriterMsg>), Response>;
 
 /// `RTP-Info` for the tracks set up: each track's first queued packet's
 /// sequence number and timestamp (RFC 2326 §12.33).
-fn rtp_info<'a>(
+fn rtp_info(
     s: &Session,
     tracks: &[Option<TrackTransport>],
-    frames: impl Iterator<Item = &'a crate::media::hub::OutFrame>,
+    subscriber: &crate::media::hub::Subscriber,
 ) -> String {
     let mut first: Vec<Option<(u16, u32)>> = vec![None; tracks.len()];
-    for f in frames {
+    for f in subscriber.peek() {
         if matches!(f.kind, FrameKind::Rtcp | FrameKind::End) {
             continue;
         }
@@ -705,7 +705,7 @@ fn rtp_info<'a>(
         // Nothing queued for this track (e.g. metadata, sent only on
         // events): where its timeline stands now. Recorders such as retina
         // refuse a PLAY answer that leaves a track's rtptime out.
-        parts.push(match first[i].or_else(|| s.hub.track_clock(i)) {
+        parts.push(match first[i].or_else(|| subscriber.start_clock(i)) {
             Some((seq, ts)) => format!("url={url};seq={seq};rtptime={ts}"),
             None => format!("url={url}"),
         });

@@ -61,7 +61,7 @@ pub async fn run_session(
         }));
     }
     let mut session = timed(step, "DESCRIBE", Session::describe(url.clone(), opts)).await?;
-    src.identity.sdp(session.sdp());
+    src.identity.sdp(&src.stream.name, session.sdp());
     // Every track the camera offers, relayed or not, for change detection.
     src.publisher.set_offered(
         session
@@ -337,8 +337,10 @@ fn choose_tracks(
 }
 
 /// DESCRIBE only (no SETUP/PLAY), for the inventory when no camgate runs:
-/// the camera's SDP and the tracks camgate would relay from it.
+/// the camera's SDP and the tracks camgate would relay from it under the
+/// device's audio and metadata policies.
 pub async fn describe_only(
+    device: &crate::config::Device,
     cam: &CameraConfig,
     path: &str,
     timeout: Duration,
@@ -359,18 +361,17 @@ pub async fn describe_only(
         .await
         .map_err(|_| "DESCRIBE timed out".to_string())?
         .map_err(|e| format!("DESCRIBE: {}", classify(&e, "DESCRIBE").kind.as_str()))?;
-    let mut tracks = Vec::new();
-    for s in session.streams() {
-        match (s.media(), s.encoding_name()) {
-            ("video", "h264" | "h265") => {
-                if let Some(v) = s.parameters().and_then(video_codec) {
-                    tracks.push(Track::Video(v));
-                }
-            }
-            ("audio", _) => tracks.extend(audio_codec(s).map(Track::Audio)),
-            _ => {}
-        }
-    }
+    let tracks = choose_tracks(
+        &session,
+        device.audio,
+        device.metadata_pass,
+        &device.id.to_string(),
+        path,
+        false,
+    )
+    .into_iter()
+    .filter_map(|c| c.track)
+    .collect();
     Ok((session.sdp().to_vec(), tracks))
 }
 

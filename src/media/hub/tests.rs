@@ -228,15 +228,60 @@ async fn cleared_cache_makes_new_subscribers_wait_for_fresh_key() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn track_clock_extrapolates_from_the_last_frame() {
+async fn start_clock_extrapolates_from_the_last_frame() {
     let hub = Hub::new(limits());
-    assert_eq!(hub.track_clock(1), None);
+    assert_eq!(hub.subscribe().start_clock(1), None);
     let mut f = frame(FrameKind::Metadata, 10);
     f.track = 1;
     hub.publish_media(f, 501, 90_000, 90_000);
-    assert_eq!(hub.track_clock(0), None, "track 0 sent nothing");
+    let s = hub.subscribe();
+    assert_eq!(s.start_clock(0), None, "track 0 sent nothing");
     tokio::time::advance(Duration::from_millis(500)).await;
-    let (seq, ts) = hub.track_clock(1).unwrap();
+    let (seq, ts) = s.start_clock(1).unwrap();
     assert_eq!(seq, 501);
     assert!((135_000..=135_100).contains(&ts), "{ts}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn start_clock_is_taken_with_the_cursor() {
+    let hub = Hub::new(limits());
+    hub.publish(frame(FrameKind::Key, 10));
+    let mut f = frame(FrameKind::Metadata, 10);
+    f.track = 1;
+    hub.publish_media(f.clone(), 10, 1000, 90_000);
+    let s = hub.subscribe();
+    // A frame published after the subscriber started is one it will send:
+    // its clock must not move the start past it.
+    hub.publish_media(f, 11, 2000, 90_000);
+    assert_eq!(s.start_clock(1).map(|c| c.0), Some(10));
+    let first: Vec<_> = s.peek().map(|f| f.track).collect();
+    assert_eq!(first, [0, 1, 1]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn end_of_session_forgets_the_clocks() {
+    let hub = Hub::new(limits());
+    let mut f = frame(FrameKind::Metadata, 10);
+    f.track = 1;
+    hub.publish_media(f, 10, 1000, 90_000);
+    hub.end_subscribers();
+    assert_eq!(hub.subscribe().start_clock(1), None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn peek_matches_what_next_batch_sends() {
+    let hub = Hub::new(limits());
+    let mut s = hub.subscribe();
+    hub.publish(frame(FrameKind::Delta, 1));
+    hub.publish(frame(FrameKind::Audio, 2));
+    hub.publish(frame(FrameKind::Key, 3));
+    hub.publish(frame(FrameKind::Audio, 4));
+    hub.end_subscribers();
+    hub.publish(frame(FrameKind::Key, 5));
+    let peeked: Vec<usize> = s.peek().map(|f| f.data.len()).collect();
+    assert_eq!(peeked, [3, 4], "skips to the key frame, stops at the end");
+    let mut out = Vec::new();
+    s.next_batch(&mut out, usize::MAX).await.unwrap();
+    let sent: Vec<usize> = out.iter().map(|n| n.frame().unwrap().data.len()).collect();
+    assert_eq!(sent, peeked);
 }
