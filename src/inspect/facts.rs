@@ -164,8 +164,9 @@ fn h265_inner(payload: &[u8]) -> Result<VideoFacts, OutOfData> {
             _ => (1, 1),
         };
         let (left, right, top, bottom) = (r.ue()?, r.ue()?, r.ue()?, r.ue()?);
-        w = w.saturating_sub(sub_w * left.saturating_add(right));
-        h = h.saturating_sub(sub_h * top.saturating_add(bottom));
+        // Hostile offsets must not overflow: they can only shrink to 0.
+        w = w.saturating_sub(left.saturating_add(right).saturating_mul(sub_w));
+        h = h.saturating_sub(top.saturating_add(bottom).saturating_mul(sub_h));
     }
     let profile = match profile_idc {
         1 => "Main".to_string(),
@@ -217,6 +218,35 @@ mod tests {
             ("h264", "Main", 1280, 720)
         );
         assert_eq!(f.resolution(), "1280x720");
+    }
+
+    /// Found by `fuzz/` (target `video`): conformance-window offsets whose
+    /// product with the chroma factor overflowed.
+    #[test]
+    fn hostile_conformance_window_does_not_overflow() {
+        let data = hex(&[
+            "010000000000015000800000ff01000000000001530316001000ffffffffffffffffffffffffffff",
+            "ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
+            "ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
+            "ffffff030000000000015000800000007f000000007f0000000072015303001000ffefffffffff03",
+            "0000000000015000800000ff01000000000001530316001000ffffffffffff03000000003a7a0001",
+            "5000800000007f000000007f000000",
+        ]
+        .concat());
+        // Every unit between 00 00 01 start codes, as the fuzzer fed them.
+        let mut start = 0;
+        let mut units = Vec::new();
+        for i in 0..data.len().saturating_sub(2) {
+            if i >= start && data[i..i + 3] == [0, 0, 1] {
+                units.push(&data[start..i]);
+                start = i + 3;
+            }
+        }
+        units.push(&data[start..]);
+        assert!(units.len() > 1);
+        for nal in units {
+            let _ = h265(nal);
+        }
     }
 
     #[test]

@@ -1,0 +1,71 @@
+//! Camera video: Annex B access units (first byte picks H.264 or H.265)
+//! through the sanitizer, the SPS parsers and the packetizers, as the
+//! publisher runs them on every frame a camera sends.
+#![no_main]
+
+use camgate::inspect::sanitize::{self, Policy, Syntax};
+use camgate::rtp::{self, TrackSender};
+use libfuzzer_sys::fuzz_target;
+
+/// Splits at 00 00 01 start codes (what a hostile camera controls).
+fn split(data: &[u8]) -> Vec<&[u8]> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut i = 0;
+    while i + 3 <= data.len() {
+        if data[i..i + 3] == [0, 0, 1] {
+            out.push(&data[start..i]);
+            i += 3;
+            start = i;
+        } else {
+            i += 1;
+        }
+    }
+    out.push(&data[start..]);
+    out
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&sel, rest)) = data.split_first() else {
+        return;
+    };
+    let syntax = if sel & 1 == 0 { Syntax::H264 } else { Syntax::H265 };
+    let nals = split(rest);
+    let out = sanitize::access_unit(syntax, Policy::STRICT, &nals);
+    let units: Vec<&[u8]> = match &out {
+        Some((kept, _)) => kept.iter().map(|c| &c[..]).collect(),
+        None => nals.clone(),
+    };
+    // Sanitizing what was sanitized finds nothing more to remove.
+    if out.is_some() {
+        if let Some((_, again)) = sanitize::access_unit(syntax, Policy::STRICT, &units) {
+            assert_eq!(again.total(), 0, "second pass removed bytes");
+        }
+    }
+    for n in &nals {
+        match syntax {
+            Syntax::H264 => {
+                let _ = camgate::inspect::facts::h264(n);
+            }
+            Syntax::H265 => {
+                let _ = camgate::inspect::facts::h265(n);
+            }
+        }
+    }
+    let mut sender = TrackSender::new(96, 0, 1400);
+    let len: usize = units.iter().map(|u| u.len()).sum();
+    let mut w = sender.frame(len, units.len());
+    match syntax {
+        Syntax::H264 => {
+            rtp::h264::packetize(&mut w, 9000, &units, None);
+        }
+        Syntax::H265 => {
+            rtp::h265::packetize(&mut w, 9000, &units, None);
+        }
+    }
+    let buf = w.finish();
+    for p in rtp::framed_packets(&buf) {
+        assert!(p.packet.len() <= 1400 + 12 + 3, "packet over the MTU");
+    }
+    let _ = rtp::length_prefixed_nals(rest);
+});
