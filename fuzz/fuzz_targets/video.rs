@@ -7,30 +7,12 @@ use camgate::inspect::sanitize::{self, Policy, Syntax};
 use camgate::rtp::{self, TrackSender};
 use libfuzzer_sys::fuzz_target;
 
-/// Splits at 00 00 01 start codes (what a hostile camera controls).
-fn split(data: &[u8]) -> Vec<&[u8]> {
-    let mut out = Vec::new();
-    let mut start = 0;
-    let mut i = 0;
-    while i + 3 <= data.len() {
-        if data[i..i + 3] == [0, 0, 1] {
-            out.push(&data[start..i]);
-            i += 3;
-            start = i;
-        } else {
-            i += 1;
-        }
-    }
-    out.push(&data[start..]);
-    out
-}
-
 fuzz_target!(|data: &[u8]| {
     let Some((&sel, rest)) = data.split_first() else {
         return;
     };
     let syntax = if sel & 1 == 0 { Syntax::H264 } else { Syntax::H265 };
-    let nals = split(rest);
+    let nals = camgate::source::clip::annexb_nals(rest);
     let out = sanitize::access_unit(syntax, Policy::STRICT, &nals);
     let units: Vec<&[u8]> = match &out {
         Some((kept, _)) => kept.iter().map(|c| &c[..]).collect(),

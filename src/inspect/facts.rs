@@ -233,16 +233,7 @@ mod tests {
             "5000800000007f000000007f000000",
         ]
         .concat());
-        // Every unit between 00 00 01 start codes, as the fuzzer fed them.
-        let mut start = 0;
-        let mut units = Vec::new();
-        for i in 0..data.len().saturating_sub(2) {
-            if i >= start && data[i..i + 3] == [0, 0, 1] {
-                units.push(&data[start..i]);
-                start = i + 3;
-            }
-        }
-        units.push(&data[start..]);
+        let units = crate::source::clip::annexb_nals(&data);
         assert!(units.len() > 1);
         for nal in units {
             let _ = h265(nal);

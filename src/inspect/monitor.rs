@@ -444,18 +444,7 @@ mod tests {
         let t0 = Instant::now();
         feed(&mut m, t0, 0, 30, 4000);
         // 5 frames a second from second 30 on.
-        let mut events = Vec::new();
-        for s in 30..40u64 {
-            for k in 0..5u64 {
-                let at = t0 + Duration::from_millis(s * 1000 + k * 200);
-                let pts = ((s * 25 + k * 5) * 3600) as i64;
-                events.extend(
-                    m.frame(0, true, false, pts, 4000, at)
-                        .into_iter()
-                        .map(|(e, _)| e),
-                );
-            }
-        }
+        let events = feed_fps(&mut m, t0, 30, 10, 5);
         assert_eq!(events, vec![Event::FramerateCollapse]);
     }
 

@@ -237,7 +237,6 @@ async fn exchange(
         .map_err(|_| "write timeout".to_string())?
         .map_err(|e| format!("write: {}", e.kind()))?;
     let mut buf = std::mem::take(carry);
-    let mut chunk = [0u8; 1024];
     let deadline = tokio::time::Instant::now() + timeout;
     let end = loop {
         if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
@@ -246,14 +245,7 @@ async fn exchange(
         if buf.len() > MAX_HEAD {
             return Err("response head too large".into());
         }
-        let n = tokio::time::timeout_at(deadline, s.read(&mut chunk))
-            .await
-            .map_err(|_| "read timeout".to_string())?
-            .map_err(|e| format!("read: {}", e.kind()))?;
-        if n == 0 {
-            return Err("closed".into());
-        }
-        buf.extend_from_slice(&chunk[..n]);
+        read_more(s, &mut buf, deadline).await?;
     };
     let head = String::from_utf8_lossy(&buf[..end]).into_owned();
     if !head.starts_with("RTSP/1.") {
@@ -269,17 +261,29 @@ async fn exchange(
     };
     let mut rest = buf.split_off(end + 4);
     while rest.len() < body_len {
-        let n = tokio::time::timeout_at(deadline, s.read(&mut chunk))
-            .await
-            .map_err(|_| "read timeout".to_string())?
-            .map_err(|e| format!("read: {}", e.kind()))?;
-        if n == 0 {
-            return Err("closed".into());
-        }
-        rest.extend_from_slice(&chunk[..n]);
+        read_more(s, &mut rest, deadline).await?;
     }
     *carry = rest.split_off(body_len);
     Ok(head)
+}
+
+/// Appends what one read returns to `buf`; an error if the peer closed or
+/// the deadline passed.
+async fn read_more(
+    s: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    deadline: tokio::time::Instant,
+) -> Result<(), String> {
+    let mut chunk = [0u8; 1024];
+    let n = tokio::time::timeout_at(deadline, s.read(&mut chunk))
+        .await
+        .map_err(|_| "read timeout".to_string())?
+        .map_err(|e| format!("read: {}", e.kind()))?;
+    if n == 0 {
+        return Err("closed".into());
+    }
+    buf.extend_from_slice(&chunk[..n]);
+    Ok(())
 }
 
 /// The first value of header `name` (lower case) in a response head.

@@ -444,7 +444,7 @@ impl Subscriber {
     /// extrapolated to now: the sequence number and RTP time its first
     /// packet will carry if the track has nothing queued for it.
     pub fn start_clock(&self, track: usize) -> Option<(u16, u32)> {
-        Some(self.clocks.get(track).copied().flatten()?.now())
+        self.clocks.get(track).copied().flatten().map(|c| c.now())
     }
 
     /// Waits until at least one frame is ready, then appends the ready frames
