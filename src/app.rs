@@ -109,7 +109,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             source,
         })?;
     let admin_addr = admin_listener.local_addr().unwrap_or(config.admin.listen);
-    let auth = Arc::new(Authenticator::new(&config.recorders));
+    let auth = Arc::new(Authenticator::new(&config.recorders, config.auth_settings()));
     let fronts: Vec<(SocketAddr, crate::config::DeviceId)> = config
         .devices
         .iter()
@@ -444,6 +444,9 @@ async fn start_http(
         metrics: metrics.clone(),
         cfg: config.http.clone(),
         devices: devices.clone(),
+        unauthenticated_bodies: Arc::new(tokio::sync::Semaphore::new(
+            config.http.unauthenticated_body_budget_bytes,
+        )),
     });
     let tls = match (&config.http.tls_cert, &config.http.tls_key) {
         (Some(c), Some(k)) => {

@@ -26,7 +26,7 @@ pub use validate::is_label_safe;
 
 pub use egress::{DnsConfig, EgressAllow, EgressConfig, NamePattern, Sinkhole};
 use schema::{
-    AdminSection, CameraSection, DeviceEntry, DnsSection, EgressSection, FrontsSection,
+    AdminSection, AuthSection, CameraSection, DeviceEntry, DnsSection, EgressSection, FrontsSection,
     HttpSection, InspectSection, RecorderEntry, RtspSection,
 };
 
@@ -256,6 +256,8 @@ pub struct Recorder {
     /// Empty means anywhere.
     pub allow_from: Vec<IpNet>,
     pub devices: DeviceSet,
+    /// Basic and WS-Security PasswordText accepted on plaintext listeners.
+    pub cleartext_auth: bool,
 }
 
 impl Recorder {
@@ -286,6 +288,7 @@ pub struct Config {
     pub admin: AdminSection,
     pub http: HttpSection,
     pub fronts: FrontsSection,
+    pub auth: AuthSection,
     pub dns: DnsConfig,
     pub egress: EgressConfig,
     /// The HTTP policy, loaded when the HTTP proxy is used (an `[http]`
@@ -296,6 +299,14 @@ pub struct Config {
 }
 
 impl Config {
+    /// The authentication settings `[auth]` gives.
+    pub fn auth_settings(&self) -> crate::auth::Settings {
+        crate::auth::Settings {
+            nonce_lifetime: std::time::Duration::from_secs(self.auth.nonce_lifetime_secs),
+            ws_created_skew: std::time::Duration::from_secs(self.auth.ws_created_skew_secs),
+        }
+    }
+
     /// The RTSP listen address (convenience for tests and logs).
     pub fn rtsp_listen(&self) -> SocketAddr {
         self.rtsp.listen
@@ -378,6 +389,7 @@ pub fn load_with_env(
     let admin: Option<AdminSection> = section(&mut checker, "admin", root.remove("admin"));
     let http: Option<HttpSection> = section(&mut checker, "http", root.remove("http"));
     let fronts: Option<FrontsSection> = section(&mut checker, "fronts", root.remove("fronts"));
+    let auth: Option<AuthSection> = section(&mut checker, "auth", root.remove("auth"));
     let dns: Option<DnsSection> = section(&mut checker, "dns", root.remove("dns"));
     let egress: Option<EgressSection> = section(&mut checker, "egress", root.remove("egress"));
     let recorder_entries: Vec<Option<RecorderEntry>> =
@@ -389,7 +401,7 @@ pub fn load_with_env(
     for key in unknown {
         checker.problem(
             key,
-            "unknown key (known sections: rtsp, camera, inspect, admin, http, fronts, dns, egress, [[recorder]], [[device]])",
+            "unknown key (known sections: rtsp, camera, inspect, admin, http, fronts, auth, dns, egress, [[recorder]], [[device]])",
         );
     }
 
@@ -410,7 +422,7 @@ pub fn load_with_env(
 
     let dns = dns.and_then(|d| checker.dns(&d));
     let egress = egress.and_then(|e| checker.egress(&e, &devices));
-    let config = match (rtsp, camera, inspect, admin, http, fronts, dns, egress) {
+    let config = match (rtsp, camera, inspect, admin, http, fronts, auth, dns, egress) {
         (
             Some(rtsp),
             Some(camera),
@@ -418,6 +430,7 @@ pub fn load_with_env(
             Some(admin),
             Some(http),
             Some(fronts),
+            Some(auth),
             Some(dns),
             Some(egress),
         ) => {
@@ -430,6 +443,7 @@ pub fn load_with_env(
                 admin,
                 http,
                 fronts,
+                auth,
                 dns,
                 egress,
                 policy,

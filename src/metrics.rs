@@ -206,6 +206,17 @@ pub enum AuthFailure {
     AddressNotAllowed,
     /// A valid account asking for a device not in its `devices`.
     DeviceNotAllowed,
+    /// A Digest `nc` or WS-Security nonce used before.
+    Replay,
+    /// A WS-Security `Created` outside the allowed clock skew.
+    Expired,
+    /// A Digest `uri` that is not the request's.
+    UriMismatch,
+    /// Basic or a PasswordText token on a plaintext listener from a
+    /// recorder without `cleartext_auth`.
+    CleartextRefused,
+    /// The address is locked out after repeated failures (not checked).
+    Throttled,
 }
 
 impl AuthFailure {
@@ -216,6 +227,11 @@ impl AuthFailure {
             AuthFailure::Malformed => "malformed",
             AuthFailure::AddressNotAllowed => "address_not_allowed",
             AuthFailure::DeviceNotAllowed => "device_not_allowed",
+            AuthFailure::Replay => "replay",
+            AuthFailure::Expired => "expired",
+            AuthFailure::UriMismatch => "uri_mismatch",
+            AuthFailure::CleartextRefused => "cleartext_refused",
+            AuthFailure::Throttled => "throttled",
         }
     }
 }

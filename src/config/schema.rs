@@ -143,6 +143,14 @@ pub struct HttpSection {
     /// Largest request body camgate reads to judge; larger ones get 413.
     /// Default `1048576`.
     pub max_body_bytes: usize,
+    /// Largest body camgate reads before the recorder has authenticated:
+    /// only ONVIF calls, whose WS-Security credentials are in the body (any
+    /// other request is answered 401 from its head, body unread). Default
+    /// `65536`.
+    pub max_unauthenticated_body_bytes: usize,
+    /// Bytes of such bodies held at once, all connections together; past
+    /// it unauthenticated ONVIF calls get 503. Default `16777216` (16 MiB).
+    pub unauthenticated_body_budget_bytes: usize,
     /// Largest non-streamed response from a camera (rewritten in memory).
     /// Default `8388608`.
     pub max_response_bytes: usize,
@@ -172,6 +180,8 @@ impl Default for HttpSection {
             policy: DEFAULT_POLICY.iter().map(|s| s.to_string()).collect(),
             max_header_bytes: 16 << 10,
             max_body_bytes: 1 << 20,
+            max_unauthenticated_body_bytes: 64 << 10,
+            unauthenticated_body_budget_bytes: 16 << 20,
             max_response_bytes: 8 << 20,
             timeout_secs: 15,
             stream_idle_timeout_secs: 120,
@@ -331,6 +341,30 @@ impl Default for AdminSection {
     }
 }
 
+/// `[auth]`: how recorders' credentials are checked (RTSP and HTTP).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct AuthSection {
+    /// How long a Digest nonce camgate issues stays valid; a recorder that
+    /// answers with an older one gets `stale=true` and retries with a fresh
+    /// nonce without asking anyone for a password. Requests inside an RTSP
+    /// session the recorder already holds are never refused as stale.
+    /// Between 1 and 300. Default `300`.
+    pub nonce_lifetime_secs: u64,
+    /// How far an ONVIF WS-Security token's `Created` time may be from
+    /// camgate's clock, either way. Between 1 and 3600. Default `300`.
+    pub ws_created_skew_secs: u64,
+}
+
+impl Default for AuthSection {
+    fn default() -> Self {
+        AuthSection {
+            nonce_lifetime_secs: 300,
+            ws_created_skew_secs: 300,
+        }
+    }
+}
+
 /// `[[recorder]]`: an NVR/VMS account. Exactly one of `password`,
 /// `password_env` and `password_file` is required.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -352,6 +386,11 @@ pub struct RecorderEntry {
     pub allow_from: Vec<String>,
     /// Device ids this recorder may view, or `"*"` for all. Default: none.
     pub devices: Vec<String>,
+    /// Accept this recorder's password in clear on plaintext listeners:
+    /// HTTP/RTSP Basic and ONVIF WS-Security `PasswordText`. Only for
+    /// devices that cannot do Digest; over TLS both are always accepted.
+    /// Default `false`.
+    pub cleartext_auth: bool,
 }
 
 /// Retina's camera-quirk options, by their kebab-case names.

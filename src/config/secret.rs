@@ -28,16 +28,25 @@ impl fmt::Debug for Secret {
     }
 }
 
-/// Compares two byte strings in time that depends only on their lengths.
+/// Compares two byte strings without leaking where they differ, or whether
+/// their lengths do: both are hashed (SHA-256, with a per-process key) and
+/// the fixed-length digests compared in constant time.
 ///
 /// Used for every credential comparison, so a recorder cannot learn a password
-/// (or a digest response) byte by byte from response timing.
+/// (or a digest response) byte by byte, or its length, from response timing.
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
+    use sha2::{Digest, Sha256};
+    static KEY: std::sync::OnceLock<[u8; 32]> = std::sync::OnceLock::new();
+    let key = KEY.get_or_init(rand::random);
+    let digest = |x: &[u8]| {
+        let mut h = Sha256::new();
+        h.update(key);
+        h.update(x);
+        h.finalize()
+    };
+    let (da, db) = (digest(a), digest(b));
     let mut diff = 0u8;
-    for (x, y) in a.iter().zip(b) {
+    for (x, y) in da.iter().zip(db.iter()) {
         diff |= x ^ y;
     }
     // black_box keeps the optimizer from turning the fold into an early exit.

@@ -46,6 +46,27 @@ impl Checker<'_> {
         if r.max_connections == 0 {
             self.problem("rtsp.max_connections", "must be at least 1");
         }
+        let h = &cfg.http;
+        if !(1024..=1 << 20).contains(&h.max_unauthenticated_body_bytes) {
+            self.problem(
+                "http.max_unauthenticated_body_bytes",
+                "must be between 1024 and 1048576",
+            );
+        }
+        if h.unauthenticated_body_budget_bytes < h.max_unauthenticated_body_bytes
+            || h.unauthenticated_body_budget_bytes > 1 << 30
+        {
+            self.problem(
+                "http.unauthenticated_body_budget_bytes",
+                "must be at least http.max_unauthenticated_body_bytes and at most 1073741824",
+            );
+        }
+        if !(1..=300).contains(&cfg.auth.nonce_lifetime_secs) {
+            self.problem("auth.nonce_lifetime_secs", "must be between 1 and 300");
+        }
+        if !(1..=3600).contains(&cfg.auth.ws_created_skew_secs) {
+            self.problem("auth.ws_created_skew_secs", "must be between 1 and 3600");
+        }
         if cfg.inspect.probe_interval_secs < 60 {
             self.problem("inspect.probe_interval_secs", "must be at least 60");
         }
@@ -235,6 +256,7 @@ impl Checker<'_> {
             password: password?,
             allow_from,
             devices,
+            cleartext_auth: e.cleartext_auth,
         })
         .filter(|_| ok)
     }

@@ -1,6 +1,16 @@
 //! Dahua JSON-RPC (`/RPC2`, `/RPC2_Login`): every call a request makes,
 //! with the calls inside `system.multicall` (and JSON-RPC batches) expanded,
 //! so the policy judges each one.
+//!
+//! A body with a key twice in one object, at any depth, is refused: JSON
+//! parsers disagree on which one wins (serde keeps the last, many embedded
+//! parsers the first), so the call camgate judged might not be the call the
+//! camera runs.
+
+use std::fmt;
+
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Value};
 
 use super::policy::RpcCall;
 
@@ -9,8 +19,7 @@ pub const MAX_CALLS: usize = 256;
 
 /// Extracts the calls, or an error if the body cannot be judged.
 pub fn calls(body: &[u8]) -> Result<Vec<RpcCall>, String> {
-    let v: serde_json::Value =
-        serde_json::from_slice(body).map_err(|e| format!("RPC body is not JSON: {e}"))?;
+    let Strict(v) = serde_json::from_slice(body).map_err(|e| format!("RPC body: {e}"))?;
     let mut out = Vec::new();
     collect(v, &mut out, 0)?;
     if out.is_empty() {
@@ -48,6 +57,81 @@ fn collect(v: serde_json::Value, out: &mut Vec<RpcCall>, depth: usize) -> Result
         return Err(format!("more than {MAX_CALLS} RPC calls"));
     }
     Ok(())
+}
+
+/// A JSON value whose objects have no duplicate key (checked on the
+/// decoded keys, so `"method"` and `"\u006dethod"` are one key).
+pub struct Strict(pub Value);
+
+impl<'de> Deserialize<'de> for Strict {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(StrictVisitor).map(Strict)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> Visitor<'de> for StrictVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_string()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut v = Vec::new();
+        while let Some(Strict(x)) = seq.next_element()? {
+            v.push(x);
+        }
+        Ok(Value::Array(v))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut m = Map::new();
+        while let Some(k) = map.next_key::<String>()? {
+            let Strict(v) = map.next_value()?;
+            if m.contains_key(&k) {
+                return Err(de::Error::custom(format_args!(
+                    "duplicate key \"{}\"",
+                    k.escape_debug()
+                )));
+            }
+            m.insert(k, v);
+        }
+        Ok(Value::Object(m))
+    }
 }
 
 #[cfg(test)]
@@ -88,5 +172,26 @@ mod tests {
         assert!(calls(deep.as_bytes()).is_err());
         let many = format!("[{}]", vec![r#"{"method":"a.b"}"#; MAX_CALLS + 1].join(","));
         assert!(calls(many.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn duplicate_keys_at_any_depth_are_refused() {
+        for body in [
+            r#"{"method":"userManager.addUser","method":"magicBox.getSerialNo"}"#,
+            r#"{"method":"magicBox.getSerialNo","\u006dethod":"userManager.addUser"}"#,
+            r#"{"method":"configManager.getConfig","params":{"name":"Encode","name":"Email"}}"#,
+            r#"{"method":"system.multicall","params":[{"method":"a.b","params":{"x":{"y":1,"y":2}}}]}"#,
+            r#"[{"method":"a.b"},{"method":"c.d","params":null,"params":{}}]"#,
+        ] {
+            let e = calls(body.as_bytes()).unwrap_err();
+            assert!(e.contains("duplicate key"), "{body}: {e}");
+        }
+        // The same key in sibling objects is fine.
+        assert_eq!(
+            calls(br#"[{"method":"a.b","id":1},{"method":"c.d","id":2}]"#)
+                .unwrap()
+                .len(),
+            2
+        );
     }
 }

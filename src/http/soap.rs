@@ -25,9 +25,10 @@ pub struct UsernameToken {
     /// The digest (or, with `digest = false`, the plain password).
     pub password: String,
     pub digest: bool,
-    /// Base64 nonce.
-    pub nonce: String,
-    pub created: String,
+    /// The `Nonce` as sent (Base64, decoded by [`decode_nonce`]).
+    pub nonce: Option<String>,
+    /// The `Created` time as sent.
+    pub created: Option<String>,
 }
 
 impl std::fmt::Debug for UsernameToken {
@@ -65,11 +66,20 @@ pub fn parse(body: &[u8]) -> Result<Soap, SoapError> {
     let mut token: Option<UsernameToken> = None;
     let mut field: Option<&'static str> = None;
     let mut saw_envelope = false;
+    let mut roots = 0usize;
     let mut buf = Vec::new();
     loop {
         let ev = r
             .read_event_into(&mut buf)
             .map_err(|e| SoapError(format!("malformed XML: {e}")))?;
+        if stack.is_empty() && matches!(ev, Event::Start(_) | Event::Empty(_)) {
+            roots += 1;
+            if roots > 1 {
+                // A second document after the envelope: a camera might read
+                // either one.
+                return Err(SoapError("more than one root element".into()));
+            }
+        }
         match ev {
             Event::Start(e) | Event::Empty(e) if stack.len() > 64 => {
                 let _ = e;
@@ -85,7 +95,7 @@ pub fn parse(body: &[u8]) -> Result<Soap, SoapError> {
                     &mut token,
                     &mut field,
                     &mut saw_envelope,
-                );
+                )?;
                 stack.push(name);
             }
             Event::Empty(e) => {
@@ -98,7 +108,7 @@ pub fn parse(body: &[u8]) -> Result<Soap, SoapError> {
                     &mut token,
                     &mut field,
                     &mut saw_envelope,
-                );
+                )?;
                 field = None;
             }
             Event::End(_) => {
@@ -112,10 +122,10 @@ pub fn parse(body: &[u8]) -> Result<Soap, SoapError> {
                         .map_err(|e| SoapError(format!("bad text: {e}")))?
                         .into_owned();
                     match f {
-                        "Username" => tok.username = s,
-                        "Password" => tok.password = s,
-                        "Nonce" => tok.nonce = s,
-                        "Created" => tok.created = s,
+                        "Username" => tok.username.push_str(&s),
+                        "Password" => tok.password.push_str(&s),
+                        "Nonce" => tok.nonce.get_or_insert_default().push_str(&s),
+                        "Created" => tok.created.get_or_insert_default().push_str(&s),
                         _ => {}
                     }
                 }
@@ -141,34 +151,51 @@ fn on_start(
     token: &mut Option<UsernameToken>,
     field: &mut Option<&'static str>,
     saw_envelope: &mut bool,
-) {
+) -> Result<(), SoapError> {
     if stack.is_empty() && name == b"Envelope" {
         *saw_envelope = true;
     }
     let parent = stack.last().map(|p| p.as_slice());
-    if parent == Some(b"Body") && stack.len() == 2 {
+    if stack.len() == 2 && stack[0] == b"Envelope" && parent == Some(b"Body") {
         soap.ops.push(text_of(name));
     }
     if name == b"UsernameToken" && stack.iter().any(|s| s == b"Security") {
+        if token.is_some() {
+            return Err(SoapError("more than one UsernameToken".into()));
+        }
         *token = Some(UsernameToken::default());
     }
-    if token.is_some() && parent == Some(b"UsernameToken") {
-        *field = match name {
-            b"Username" => Some("Username"),
+    if let Some(t) = token.as_mut()
+        && parent == Some(b"UsernameToken")
+    {
+        let (f, seen): (&'static str, bool) = match name {
+            b"Username" => ("Username", !t.username.is_empty()),
             b"Password" => {
-                if let Some(t) = token.as_mut() {
-                    t.digest = e.attributes().flatten().any(|a| {
-                        local(a.key.as_ref()) == b"Type"
-                            && a.value.as_ref().ends_with(b"#PasswordDigest")
-                    });
-                }
-                Some("Password")
+                let seen = !t.password.is_empty();
+                t.digest = e.attributes().flatten().any(|a| {
+                    local(a.key.as_ref()) == b"Type"
+                        && a.value.as_ref().ends_with(b"#PasswordDigest")
+                });
+                ("Password", seen)
             }
-            b"Nonce" => Some("Nonce"),
-            b"Created" => Some("Created"),
-            _ => None,
+            b"Nonce" => ("Nonce", t.nonce.is_some()),
+            b"Created" => ("Created", t.created.is_some()),
+            _ => {
+                *field = None;
+                return Ok(());
+            }
         };
+        if seen {
+            return Err(SoapError(format!("UsernameToken has two {f} elements")));
+        }
+        if f == "Nonce" {
+            t.nonce = Some(String::new());
+        } else if f == "Created" {
+            t.created = Some(String::new());
+        }
+        *field = Some(f);
     }
+    Ok(())
 }
 
 /// The operation named by a SOAP 1.2 `action` content-type parameter or a
@@ -187,24 +214,47 @@ pub fn op_from_action(content_type: Option<&str>, soap_action: Option<&str>) -> 
     (!op.is_empty()).then(|| op.to_string())
 }
 
-/// `Base64(SHA-1(nonce + created + password))` (WSS UsernameToken 1.0 §3.1).
-pub fn password_digest(nonce_b64: &str, created: &str, password: &str) -> Option<String> {
-    let nonce = B64.decode(nonce_b64.trim()).ok()?;
-    let mut h = Sha1::new();
-    h.update(&nonce);
-    h.update(created.as_bytes());
-    h.update(password.as_bytes());
-    Some(B64.encode(h.finalize()))
+/// Decodes a WS-Security nonce strictly: standard Base64 with padding, no
+/// characters outside the alphabet (surrounding ASCII whitespace aside),
+/// 1 to [`crate::auth::MAX_WS_NONCE`] bytes. `None` when it is not that.
+pub fn decode_nonce(b64: &str) -> Option<Vec<u8>> {
+    let t = b64.trim_ascii();
+    // Base64 of the largest nonce, plus padding.
+    if t.is_empty() || t.len() > crate::auth::MAX_WS_NONCE.div_ceil(3) * 4 {
+        return None;
+    }
+    let n = B64.decode(t).ok()?;
+    (!n.is_empty() && n.len() <= crate::auth::MAX_WS_NONCE).then_some(n)
 }
 
-/// Whether `token` proves knowledge of `password`.
-pub fn verify(token: &UsernameToken, password: &str) -> bool {
+/// `Base64(SHA-1(nonce + created + password))` (WSS UsernameToken 1.0 §3.1).
+pub fn password_digest(nonce_b64: &str, created: &str, password: &str) -> Option<String> {
+    let nonce = decode_nonce(nonce_b64)?;
+    Some(B64.encode(digest_bytes(&nonce, created, password)))
+}
+
+fn digest_bytes(nonce: &[u8], created: &str, password: &str) -> [u8; 20] {
+    let mut h = Sha1::new();
+    h.update(nonce);
+    h.update(created.as_bytes());
+    h.update(password.as_bytes());
+    h.finalize().into()
+}
+
+/// Whether `token` proves knowledge of `password`; `nonce` is the token's
+/// nonce as decoded by [`decode_nonce`]. A digest is compared as the
+/// 20 bytes it encodes, so other spellings of one digest are one value.
+pub fn verify(token: &UsernameToken, nonce: Option<&[u8]>, password: &str) -> bool {
+    use crate::config::constant_time_eq;
     if token.digest {
-        password_digest(&token.nonce, &token.created, password).is_some_and(|d| {
-            crate::config::constant_time_eq(d.as_bytes(), token.password.trim().as_bytes())
-        })
+        let (Some(nonce), Some(created)) = (nonce, token.created.as_deref()) else {
+            return false;
+        };
+        let expected = digest_bytes(nonce, created, password);
+        let given = B64.decode(token.password.trim_ascii()).unwrap_or_default();
+        constant_time_eq(&expected, &given)
     } else {
-        crate::config::constant_time_eq(token.password.as_bytes(), password.as_bytes())
+        constant_time_eq(token.password.as_bytes(), password.as_bytes())
     }
 }
 
@@ -238,6 +288,9 @@ pub fn resign(body: &[u8], security: Option<&str>) -> Result<Vec<u8>, SoapError>
     let mut depth = 0usize;
     let mut skipping: Option<usize> = None;
     let mut saw_header = false;
+    // Inside the envelope's Header: the only place a Security block is
+    // removed (an element of that name in the Body is the caller's data).
+    let mut in_header = false;
     let mut env_prefix: Option<String> = None;
     let mut buf = Vec::new();
     let err = |e: &dyn std::fmt::Display| SoapError(format!("cannot rewrite the SOAP body: {e}"));
@@ -254,7 +307,7 @@ pub fn resign(body: &[u8], security: Option<&str>) -> Result<Vec<u8>, SoapError>
                     buf.clear();
                     continue;
                 }
-                if loc == b"Security" {
+                if loc == b"Security" && in_header {
                     skipping = Some(depth);
                     buf.clear();
                     continue;
@@ -280,6 +333,7 @@ pub fn resign(body: &[u8], security: Option<&str>) -> Result<Vec<u8>, SoapError>
                 w.write_event(ev.clone()).map_err(|e| err(&e))?;
                 if depth == 2 && loc == b"Header" {
                     saw_header = true;
+                    in_header = true;
                     if let Some(sec) = security {
                         w.get_mut().extend_from_slice(sec.as_bytes());
                     }
@@ -294,11 +348,14 @@ pub fn resign(body: &[u8], security: Option<&str>) -> Result<Vec<u8>, SoapError>
                     buf.clear();
                     continue;
                 }
+                if depth == 2 {
+                    in_header = false;
+                }
                 depth = depth.saturating_sub(1);
                 w.write_event(ev.clone()).map_err(|e| err(&e))?;
             }
             Event::Empty(e) => {
-                if skipping.is_some() || local(e.name().as_ref()) == b"Security" {
+                if skipping.is_some() || (in_header && local(e.name().as_ref()) == b"Security") {
                     buf.clear();
                     continue;
                 }
@@ -346,8 +403,10 @@ mod tests {
         let t = s.token.unwrap();
         assert_eq!(t.username, "nvr");
         assert!(t.digest);
-        assert!(verify(&t, "pw"));
-        assert!(!verify(&t, "px"));
+        let n = decode_nonce(t.nonce.as_deref().unwrap()).unwrap();
+        assert!(verify(&t, Some(&n), "pw"));
+        assert!(!verify(&t, Some(&n), "px"));
+        assert!(!verify(&t, None, "pw"));
         assert!(!format!("{t:?}").contains(&t.password));
     }
 
@@ -371,7 +430,8 @@ mod tests {
         assert_eq!(s.ops, vec!["GetSystemDateAndTime".to_string()]);
         let t = s.token.unwrap();
         assert_eq!(t.username, "admin");
-        assert!(verify(&t, "cam"));
+        let n = decode_nonce(t.nonce.as_deref().unwrap()).unwrap();
+        assert!(verify(&t, Some(&n), "cam"));
     }
 
     #[test]
@@ -391,8 +451,9 @@ mod tests {
             2,
             "one token (open + close): {out}"
         );
-        let s = parse(out.as_bytes()).unwrap();
-        assert!(verify(&s.token.unwrap(), "cam"));
+        let t = parse(out.as_bytes()).unwrap().token.unwrap();
+        let n = decode_nonce(t.nonce.as_deref().unwrap()).unwrap();
+        assert!(verify(&t, Some(&n), "cam"));
         assert!(out.contains("<ProfileToken>Profile_1</ProfileToken>"));
         // Stripping without re-signing.
         let out = String::from_utf8(resign(body.as_bytes(), None).unwrap()).unwrap();

@@ -22,7 +22,7 @@ use super::session::{Playing, Session, TrackTransport};
 use super::transport::{self, Requested};
 use super::writer::{self, ChannelMap, TcpPlay, WriterMsg};
 use super::{sdp, udp};
-use crate::auth::Outcome;
+use crate::auth::{Outcome, Presented};
 use crate::config::Recorder;
 use crate::devices::{DeviceEntry, StreamEntry};
 use crate::media::hub::FrameKind;
@@ -159,10 +159,17 @@ pub async fn serve(
             },
         }
     }
-    conn.close();
+    // Dropping the connection ends its TCP sessions (see `Drop for Conn`),
+    // on this path and on every other, a panic's unwinding included.
     conn_cancel.cancel();
     drop(conn);
     let _ = writer.await;
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        self.close();
+    }
 }
 
 impl Conn {
@@ -244,20 +251,42 @@ impl Conn {
         true
     }
 
-    /// Identifies the recorder: 401 without valid credentials, 403 when it
-    /// may not connect from this address.
+    /// Identifies the recorder: 401 without valid credentials, from outside
+    /// its `allow_from` (the same answer, so the address check is no
+    /// password oracle), or from a locked-out address.
     async fn authenticate(&mut self, req: &Request) -> Result<Arc<Recorder>, Response> {
+        let peer = self.peer.ip();
         let challenge = |stale: bool| {
-            let [digest, basic] = self.server.auth.challenges(stale);
-            Response::new(Status::Unauthorized)
-                .header("WWW-Authenticate", digest)
-                .header("WWW-Authenticate", basic)
+            let mut r = Response::new(Status::Unauthorized);
+            for c in self.server.auth.challenges(peer, stale, false, false) {
+                r = r.header("WWW-Authenticate", c);
+            }
+            r
         };
-        let recorder = match self
-            .server
-            .auth
-            .check(&req.method, req.header("Authorization"))
-        {
+        let mut given = req.headers_named("Authorization");
+        let authorization = given.next();
+        let outcome = if given.next().is_some() {
+            // Two Authorization headers: which one would a proxy in between
+            // have checked? Neither is taken.
+            Outcome::Invalid(AuthFailure::Malformed)
+        } else {
+            // The digest `uri` must name this request: the same URI, or
+            // (clients differ on track URLs) the same device and stream.
+            let uri_matches = |u: &str| {
+                u == req.uri || {
+                    let (a, b) = (self.locate(u), self.locate(&req.uri));
+                    a.is_some() && a == b
+                }
+            };
+            self.server.auth.check(&Presented {
+                method: &req.method,
+                authorization,
+                peer,
+                tls: false,
+                uri_matches: &uri_matches,
+            })
+        };
+        let recorder = match outcome {
             Outcome::Ok(r) => r,
             Outcome::Missing => match &self.recorder {
                 // Credentials carry over within a connection: some recorders
@@ -265,33 +294,66 @@ impl Conn {
                 Some(r) => r.clone(),
                 None => return Err(challenge(false)),
             },
-            Outcome::Stale => return Err(challenge(true)),
+            Outcome::Stale(r) => {
+                // A session already held is never cut for an old nonce: the
+                // response was verified, only its nonce aged.
+                let same = |name: &str| *name == *r.name;
+                let in_session = self.recorder.as_ref().is_some_and(|c| same(&c.name))
+                    || req
+                        .session_id()
+                        .and_then(|id| self.server.sessions.get(id))
+                        .is_some_and(|s| same(&s.recorder.name));
+                if !in_session {
+                    return Err(challenge(true));
+                }
+                r
+            }
             Outcome::Invalid(why) => {
                 self.server.metrics.auth_failure("rtsp", why);
                 static FAIL: LogLimiter = LogLimiter::new(10);
                 if let Some(suppressed) = FAIL.allow() {
                     info!(peer = %self.peer, reason = why.as_str(), suppressed, "recorder authentication failed");
                 }
-                let delay = self.server.auth.failure_delay(self.peer.ip());
+                let delay = self.server.auth.failure_delay(peer);
                 if !delay.is_zero() {
-                    tokio::time::sleep(delay).await;
+                    tokio::time::sleep(delay.min(Duration::from_secs(2))).await;
                 }
                 return Err(challenge(false));
             }
         };
-        if !recorder.allowed_from(self.peer.ip()) {
-            self.server
-                .metrics
-                .auth_failure("rtsp", AuthFailure::AddressNotAllowed);
-            static DENY: LogLimiter = LogLimiter::new(10);
-            if let Some(suppressed) = DENY.allow() {
-                info!(peer = %self.peer, recorder = %recorder.name, suppressed,
-                    "recorder connected from an address outside its allow_from");
-            }
-            return Err(Response::new(Status::Forbidden));
-        }
         self.recorder = Some(recorder.clone());
         Ok(recorder)
+    }
+
+    /// The device and stream a request URI names, without permission
+    /// checks: for comparing two URIs.
+    fn locate(&self, uri: &str) -> Option<(String, String)> {
+        match &self.front {
+            Some(id) => {
+                let device = self.server.registry.device(id.as_str())?;
+                let target = match uri.split_once("://") {
+                    Some((_, rest)) => rest.find('/').map_or("/", |i| &rest[i..]),
+                    None => uri,
+                };
+                let (target, _) = split_track(target.trim_end_matches('/'));
+                let target = target.trim_end_matches('/');
+                let (path, query) = target.split_once('?').unwrap_or((target, ""));
+                let (stream, _) = device.streams.iter().zip(&device.config.streams).find(
+                    |(_, cfg)| {
+                        crate::http::rewrite::StreamRoute::new(&cfg.path, String::new())
+                            .matches(path, query)
+                    },
+                )?;
+                Some((id.to_string(), stream.name.to_string()))
+            }
+            None => {
+                let segs = request::path_segments(uri);
+                let (dev, name) = (segs.first()?, segs.get(1)?);
+                let device = self.server.registry.device(dev)?;
+                let stream = device.stream(name)?;
+                Some((device.config.id.to_string(), stream.name.to_string()))
+            }
+        }
     }
 
     /// Resolves the stream a request names, enforcing the recorder's device

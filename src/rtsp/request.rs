@@ -14,6 +14,14 @@ pub struct Request {
 }
 
 impl Request {
+    /// Every value of a header, in order.
+    pub fn headers_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.headers
+            .iter()
+            .filter(move |(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
     /// The first header named `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
@@ -137,7 +145,14 @@ pub fn parse(buf: &[u8], max: usize) -> Parsed {
     let mut content_length = None;
     for (k, v) in &headers {
         if k.eq_ignore_ascii_case("Content-Length") {
-            let Ok(n) = v.parse::<usize>() else {
+            // Digits only (`usize::from_str` would take a `+`); a value too
+            // large for usize fails the parse.
+            let Some(n) = v
+                .bytes()
+                .all(|c| c.is_ascii_digit())
+                .then(|| v.parse::<usize>().ok())
+                .flatten()
+            else {
                 return Parsed::Invalid("bad Content-Length");
             };
             if content_length.is_some_and(|c| c != n) {
@@ -147,7 +162,10 @@ pub fn parse(buf: &[u8], max: usize) -> Parsed {
         }
     }
     let body_len = content_length.unwrap_or(0);
-    let total = head + sep_len + body_len;
+    // Checked: a Content-Length near usize::MAX must not wrap.
+    let Some(total) = (head + sep_len).checked_add(body_len) else {
+        return Parsed::Invalid("request too large");
+    };
     if total > max {
         return Parsed::Invalid("request too large");
     }
@@ -277,6 +295,24 @@ mod tests {
         assert!(matches!(parse(big.as_bytes(), MAX), Parsed::Invalid(_)));
         let body = b"OPTIONS * RTSP/1.0\r\nContent-Length: 99999\r\n\r\n";
         assert!(matches!(parse(body, MAX), Parsed::Invalid(_)));
+        // Lengths that overflow the sum, or usize itself, or carry a sign.
+        for len in [
+            "18446744073709551615",
+            "18446744073709551614",
+            "18446744073709551616",
+            "99999999999999999999999999",
+            "+5",
+            "-1",
+            "5 5",
+            "0x10",
+        ] {
+            let raw = format!("DESCRIBE rtsp://h/a/b RTSP/1.0\r\nCSeq: 1\r\nContent-Length: {len}\r\n\r\nabcde");
+            assert!(
+                matches!(parse(raw.as_bytes(), MAX), Parsed::Invalid(_)),
+                "{len}"
+            );
+            assert!(matches!(parse(raw.as_bytes(), usize::MAX), Parsed::Invalid(_)), "{len}");
+        }
     }
 
     #[test]

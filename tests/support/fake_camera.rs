@@ -231,7 +231,9 @@ async fn handle(
                 .ok()
                 .and_then(|s| s.token)
                 .is_some_and(|t| {
-                    t.username == CAM_USER && camgate::http::soap::verify(&t, CAM_PASS)
+                    let nonce = t.nonce.as_deref().and_then(camgate::http::soap::decode_nonce);
+                    t.username == CAM_USER
+                        && camgate::http::soap::verify(&t, nonce.as_deref(), CAM_PASS)
                 });
             let digest = s
                 .header("authorization")

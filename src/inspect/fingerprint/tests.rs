@@ -691,7 +691,8 @@ fn device_information_request_is_a_soap12_call() {
     assert_eq!(s.ops, vec!["GetDeviceInformation".to_string()]);
     let token = s.token.unwrap();
     assert_eq!(token.username, "admin");
-    assert!(crate::http::soap::verify(&token, "pw"));
+    let nonce = crate::http::soap::decode_nonce(token.nonce.as_deref().unwrap()).unwrap();
+    assert!(crate::http::soap::verify(&token, Some(&nonce), "pw"));
 }
 
 // --- decision and labels ------------------------------------------------
