@@ -15,10 +15,14 @@ use support::*;
 
 const CAM_IP: &str = "127.0.0.3";
 
+/// A recorder that opted into Basic (`cleartext_auth`): the shared test
+/// recorder does Digest only.
+const LEGACY: &str = "[[recorder]]\nname = \"legacy\"\nusername = \"legacy\"\npassword = \"legacy-pw\"\ncleartext_auth = true\ndevices = [\"*\"]\n";
+
 fn basic() -> String {
     format!(
         "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{NVR_USER}:{NVR_PASS}"))
+        base64::engine::general_purpose::STANDARD.encode("legacy:legacy-pw")
     )
 }
 
@@ -35,7 +39,7 @@ async fn setup(vendor: &str, extra: &str) -> Setup {
     let config = format!(
         "{}\n[http]\nlisten = \"127.0.0.1:0\"\n{extra}\n[[device]]\nid = \"cam\"\nvendor = \"{vendor}\"\nhost = \"{CAM_IP}\"\n\
          rtsp_port = {}\nhttp_port = {}\nusername = \"{}\"\npassword_env = \"CAM_PW\"\npull = \"on-demand\"\n\
-         [device.streams]\nmain = \"/Streaming/Channels/101\"\n",
+         [device.streams]\nmain = \"/Streaming/Channels/101\"\n{LEGACY}",
         base_config(""),
         rtsp.addr.port(),
         cam.addr.port(),
@@ -249,7 +253,11 @@ async fn exploits_maintenance_and_cloud_requests_never_reach_the_camera() {
 /// An ONVIF request for `op`, signed with the recorder's UsernameToken.
 fn onvif(op: &str, signed: bool) -> String {
     let header = if signed {
-        let created = "2026-11-28T00:00:00Z";
+        let created = jiff::Timestamp::now()
+            .round(jiff::Unit::Second)
+            .unwrap()
+            .to_string();
+        let created = created.as_str();
         let nonce: [u8; 16] = rand::random();
         let nonce = base64::engine::general_purpose::STANDARD.encode(nonce);
         let digest = camgate::http::soap::password_digest(&nonce, created, NVR_PASS).unwrap();
@@ -386,10 +394,21 @@ async fn dahua_rpc_and_cgi() {
     for body in [
         r#"{"method":"system.multicall","params":[{"method":"magicBox.getSerialNo"},{"method":"userManager.addUser","params":{"user":{"Name":"x"}}}],"id":2}"#,
         r#"{"method":"configManager.setConfig","params":{"name":"T2UServer","table":{"Enable":true}}}"#,
-        "not json",
     ] {
         let (st, _, text) = http_body(s.api, "POST", "/cam/RPC2", &ok, body).await;
         assert_eq!(st, 403, "{body}: {text}");
+    }
+    // Bodies that cannot be judged, or that two parsers would read
+    // differently (a duplicate key: serde keeps the last, a camera may keep
+    // the first), are refused as malformed.
+    for body in [
+        "not json",
+        r#"{"method":"userManager.addUser","method":"magicBox.getSerialNo","id":1}"#,
+        r#"{"method":"magicBox.getSerialNo","\u006dethod":"userManager.deleteUser","id":1}"#,
+        r#"{"method":"system.multicall","params":[{"method":"magicBox.getSerialNo","params":{"a":1,"a":2}}],"id":1}"#,
+    ] {
+        let (st, _, text) = http_body(s.api, "POST", "/cam/RPC2", &ok, body).await;
+        assert_eq!(st, 400, "{body}: {text}");
     }
     let (st, _, _) = http_body(
         s.api,
@@ -512,6 +531,224 @@ async fn malformed_and_smuggling_attempts_are_rejected() {
         before,
         "{:?}",
         &s.cam.requests()[before..]
+    );
+    s.app.stop().await;
+}
+
+/// Digest `Authorization` for one HTTP request, from a fresh 401 challenge
+/// (as a recorder computes it; the nonce is bound to this client's address).
+async fn http_digest(api: SocketAddr, user: &str, pass: &str, method: &str, path: &str) -> String {
+    let (st, head, _) = http(api, "GET", "/cam/ISAPI/System/deviceInfo", &[]).await;
+    assert_eq!(st, 401, "{head}");
+    let nonce = challenge_nonce(&head);
+    digest_auth(user, pass, &nonce, method, path)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headers_never_name_an_operation_and_bypasses_never_reach_the_camera() {
+    let s = setup("hikvision", "").await;
+    let before = s.cam.requests().len();
+    let gsdt = "\"http://www.onvif.org/ver10/device/wsdl/GetSystemDateAndTime\"";
+    let gsdt_body = onvif("GetSystemDateAndTime", false);
+    // The reported bypass: an ISAPI user change dressed as the exempt ONVIF
+    // call, without credentials, in every way a header can name it.
+    let ct_action = format!("application/soap+xml; action={gsdt}");
+    let reboot = onvif("SystemReboot", false);
+    let two_ops = gsdt_body.replace(
+        "</s:Body>",
+        "<tds:SystemReboot xmlns:tds=\"http://www.onvif.org/ver10/device/wsdl\"/></s:Body>",
+    );
+    let other_case = gsdt_body.replace("GetSystemDateAndTime", "getSystemDateAndTime");
+    let unauthenticated: Vec<(&str, &str, Vec<(&str, &str)>, &str)> = vec![
+        ("PUT", "/cam/ISAPI/Security/users/1", vec![("SOAPAction", gsdt)], "<User/>"),
+        ("PUT", "/cam/ISAPI/Security/users/1", vec![("soapaction", " GetSystemDateAndTime ")], ""),
+        ("PUT", "/cam/ISAPI/Security/users/1", vec![("Content-Type", ct_action.as_str())], &gsdt_body),
+        ("PUT", "/cam/ISAPI/Security/users/1", vec![("Content-Type", "application/soap+xml")], &gsdt_body),
+        ("POST", "/cam/ISAPI/System/factoryReset", vec![("SOAPAction", gsdt)], &gsdt_body),
+        ("GET", "/cam/ISAPI/System/configurationData", vec![("SOAPAction", gsdt)], ""),
+        ("GET", "/cam/cgi-bin/userManager.cgi?action=addUser", vec![("SOAPAction", gsdt)], ""),
+        // ONVIF paths, but not the exempt call exactly.
+        ("GET", "/cam/onvif/device_service", vec![("SOAPAction", gsdt)], ""),
+        ("POST", "/cam/onvif/Media", vec![], &gsdt_body),
+        ("POST", "/cam/onvif/device_service/../../ISAPI/Security/users/1", vec![], &gsdt_body),
+        ("POST", "/cam/onvif/device_service", vec![("SOAPAction", gsdt)], &reboot),
+        ("POST", "/cam/onvif/device_service", vec![], &two_ops),
+        ("POST", "/cam/onvif/device_service", vec![], &other_case),
+    ];
+    for (method, path, headers, body) in &unauthenticated {
+        let (st, _, text) = http_body(s.api, method, path, headers, body).await;
+        assert!(
+            st == 401 || st == 400,
+            "{method} {path} {headers:?}: {st} {text}"
+        );
+    }
+    // With valid credentials, a header still cannot open an ISAPI path.
+    for (method, path, action) in [
+        ("PUT", "/cam/ISAPI/Security/users/1", "GetCapabilities"),
+        ("GET", "/cam/ISAPI/System/configurationData", "http://www.onvif.org/ver10/device/wsdl/GetCapabilities"),
+        ("PUT", "/cam/ISAPI/System/factoryReset", "GetStreamUri"),
+    ] {
+        let auth = http_digest(s.api, NVR_USER, NVR_PASS, method, path).await;
+        let (st, _, text) = http_body(
+            s.api,
+            method,
+            path,
+            &[("Authorization", &auth), ("SOAPAction", action)],
+            "<x/>",
+        )
+        .await;
+        assert_eq!(st, 400, "{method} {path}: {text}");
+    }
+    // A body over the small pre-authentication cap is refused unread.
+    let big = format!("{}{}", &gsdt_body[..gsdt_body.len() - 11], " ".repeat(70_000));
+    let (st, _, _) = http_body(s.api, "POST", "/cam/onvif/device_service", &[], &big).await;
+    assert_eq!(st, 413);
+    assert_eq!(
+        s.cam.requests().len(),
+        before,
+        "the camera saw: {:?}",
+        &s.cam.requests()[before..]
+    );
+    // The exempt call itself still works, without credentials.
+    let (st, _, _) = http_body(s.api, "POST", "/cam/onvif/device_service", &[], &gsdt_body).await;
+    assert_eq!(st, 200);
+    s.app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_body_is_read_before_authentication() {
+    let s = setup("hikvision", "").await;
+    // Expect: 100-continue without credentials: a 401 from the head, and
+    // never a 100 (the client must not send its body).
+    let mut st = tokio::net::TcpStream::connect(s.api).await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(
+        &mut st,
+        b"POST /cam/ISAPI/ContentMgmt/search HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\nExpect: 100-continue\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut out = vec![0u8; 4096];
+    let n = tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::io::AsyncReadExt::read(&mut st, &mut out),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let head = String::from_utf8_lossy(&out[..n]);
+    assert!(head.starts_with("HTTP/1.1 401"), "{head}");
+    assert!(!head.contains("100 Continue"), "{head}");
+    // A huge declared body with no credentials: 401 at once, nothing read.
+    let t = std::time::Instant::now();
+    let mut st = tokio::net::TcpStream::connect(s.api).await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(
+        &mut st,
+        b"PUT /cam/ISAPI/System/time HTTP/1.1\r\nHost: x\r\nContent-Length: 900000000\r\n\r\n<x>",
+    )
+    .await
+    .unwrap();
+    let n = tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::io::AsyncReadExt::read(&mut st, &mut out),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(String::from_utf8_lossy(&out[..n]).starts_with("HTTP/1.1 401"));
+    assert!(t.elapsed() < Duration::from_secs(3));
+    assert!(s.cam.requests().is_empty());
+    s.app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn digest_over_http_and_what_a_sniffed_header_opens() {
+    let s = setup("hikvision", "").await;
+    let path = "/cam/ISAPI/System/deviceInfo";
+    let auth = http_digest(s.api, NVR_USER, NVR_PASS, "GET", path).await;
+    let (st, _, body) = http(s.api, "GET", path, &[("Authorization", &auth)]).await;
+    assert_eq!(st, 200, "{body}");
+    // The same header on another path, or another method: refused.
+    for (method, p) in [
+        ("GET", "/cam/ISAPI/Streaming/channels/101/picture"),
+        ("GET", "/cam/ISAPI/System/deviceInfo?x=1"),
+        ("PUT", path),
+    ] {
+        let (st, _, _) = http(s.api, method, p, &[("Authorization", &auth)]).await;
+        assert_eq!(st, 401, "{method} {p}");
+    }
+    // Basic is not accepted from a recorder that did not opt in, and is
+    // not offered while one did (the shared test app has `legacy`).
+    let nvr_basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{NVR_USER}:{NVR_PASS}"))
+    );
+    let (st, _, _) = http(s.api, "GET", path, &[("Authorization", &nvr_basic)]).await;
+    assert_eq!(st, 401);
+    // Two Authorization headers: which one a proxy in between checked is
+    // unknowable, so neither.
+    let (st, _, _) = http(
+        s.api,
+        "GET",
+        path,
+        &[("Authorization", &auth), ("Authorization", &basic())],
+    )
+    .await;
+    assert_eq!(st, 400);
+    s.app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn header_allow_lists_both_ways() {
+    let s = setup("hikvision", "").await;
+    let auth = basic();
+    let path = "/cam/ISAPI/System/deviceInfo";
+    let (st, head, body) = http(
+        s.api,
+        "GET",
+        path,
+        &[
+            ("Authorization", &auth),
+            ("Cookie", "recorder=1"),
+            ("X-HTTP-Method-Override", "DELETE"),
+            ("X-Method-Override", "PUT"),
+            ("User-Agent", "vms/1.0"),
+            ("Accept", "application/xml"),
+        ],
+    )
+    .await;
+    assert_eq!(st, 200, "{body}");
+    let lower = head.to_ascii_lowercase();
+    assert!(!lower.contains("set-cookie"), "{head}");
+    assert!(!lower.contains("x-camera-private"), "{head}");
+    assert!(!head.contains(CAM_IP), "{head}");
+    assert!(
+        lower.contains(&format!("location: http://{}/cam/isapi/system/deviceinfo", s.api).to_ascii_lowercase()),
+        "{head}"
+    );
+    // Again: the camera gets its own cookie back, never the recorder's
+    // headers.
+    let (st, _, _) = http(s.api, "GET", path, &[("Authorization", &auth)]).await;
+    assert_eq!(st, 200);
+    let seen: Vec<_> = s
+        .cam
+        .requests()
+        .into_iter()
+        .filter(|r| r.target == "/ISAPI/System/deviceInfo" && r.header("authorization").is_some())
+        .collect();
+    assert!(seen.len() >= 2, "{seen:?}");
+    for r in &seen {
+        for h in ["x-http-method-override", "x-method-override", "user-agent"] {
+            assert!(r.header(h).is_none(), "{h} reached the camera: {r:?}");
+        }
+        assert!(
+            r.header("cookie").is_none_or(|c| !c.contains("recorder")),
+            "{r:?}"
+        );
+    }
+    assert_eq!(seen[0].header("accept"), Some("application/xml"));
+    assert_eq!(
+        seen.last().unwrap().header("cookie"),
+        Some("WebSession=cam-cookie-1")
     );
     s.app.stop().await;
 }

@@ -272,14 +272,29 @@ async fn handle(
         return r;
     }
     match path {
-        "/ISAPI/System/deviceInfo" => reply(
-            StatusCode::OK,
-            "application/xml",
-            format!(
-                "<DeviceInfo><deviceName>IP CAMERA</deviceName><model>DS-2CD2043G0-I</model><ipAddress>{ip}</ipAddress><webUrl>http://{ip}:{}/doc/page/login.asp</webUrl></DeviceInfo>",
-                addr.port()
-            ),
-        ),
+        "/ISAPI/System/deviceInfo" => {
+            let mut r = reply(
+                StatusCode::OK,
+                "application/xml",
+                format!(
+                    "<DeviceInfo><deviceName>IP CAMERA</deviceName><model>DS-2CD2043G0-I</model><ipAddress>{ip}</ipAddress><webUrl>http://{ip}:{}/doc/page/login.asp</webUrl></DeviceInfo>",
+                    addr.port()
+                ),
+            );
+            // Headers a camera sends that must not reach a recorder as
+            // they are: a session cookie, a private header, a redirect
+            // naming the camera.
+            let h = r.headers_mut();
+            h.insert("Set-Cookie", "WebSession=cam-cookie-1; path=/".parse().unwrap());
+            h.insert("X-Camera-Private", "serial=DS123".parse().unwrap());
+            h.insert(
+                "Location",
+                format!("http://{ip}:{}/ISAPI/System/deviceInfo", addr.port())
+                    .parse()
+                    .unwrap(),
+            );
+            r
+        }
         "/ISAPI/Streaming/channels/101/picture" | "/cgi-bin/snapshot.cgi" => {
             reply(StatusCode::OK, "image/jpeg", snapshot())
         }

@@ -429,15 +429,55 @@ pub async fn retina_frames(
     seen
 }
 
-/// Reads the SDP camgate serves for `path`, with Basic credentials.
-pub async fn describe_sdp(app: &TestApp, path: &str) -> String {
-    use base64::Engine;
-    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{NVR_USER}:{NVR_PASS}"));
-    let req = format!(
-        "DESCRIBE {} RTSP/1.0\r\nCSeq: 1\r\nAuthorization: Basic {auth}\r\nAccept: application/sdp\r\n\r\n",
-        app.bare_url(path)
+/// The nonce of the Digest challenge in a 401 response head.
+pub fn challenge_nonce(head: &str) -> String {
+    head.lines()
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(k, _)| k.eq_ignore_ascii_case("www-authenticate"))
+        .find_map(|(_, v)| v.trim().strip_prefix("Digest "))
+        .and_then(|p| {
+            p.split(',')
+                .find_map(|kv| kv.trim().strip_prefix("nonce=\""))
+                .map(|n| n.trim_end_matches('"').to_string())
+        })
+        .unwrap_or_else(|| panic!("no Digest challenge in {head}"))
+}
+
+/// An `Authorization` header answering camgate's Digest challenge for one
+/// request, as a recorder computes it (RFC 2617 without qop).
+pub fn digest_auth(user: &str, pass: &str, nonce: &str, method: &str, uri: &str) -> String {
+    let resp = camgate::auth::digest_response(
+        user,
+        &camgate::config::Secret::new(pass),
+        method,
+        uri,
+        nonce,
+        None,
     );
+    format!(
+        "Digest username=\"{user}\", realm=\"camgate\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{resp}\""
+    )
+}
+
+/// Sends an unauthenticated request and returns the nonce camgate's 401
+/// challenges with.
+pub async fn rtsp_nonce(s: &mut TcpStream, url: &str) -> String {
+    let req = format!("DESCRIBE {url} RTSP/1.0\r\nCSeq: 100\r\n\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let head = read_response(s).await.unwrap();
+    assert!(head.starts_with("RTSP/1.0 401"), "{head}");
+    challenge_nonce(&head)
+}
+
+/// Reads the SDP camgate serves for `path`, with Digest credentials.
+pub async fn describe_sdp(app: &TestApp, path: &str) -> String {
+    let url = app.bare_url(path);
     let mut s = TcpStream::connect(app.rtsp).await.unwrap();
+    let nonce = rtsp_nonce(&mut s, &url).await;
+    let auth = digest_auth(NVR_USER, NVR_PASS, &nonce, "DESCRIBE", &url);
+    let req = format!(
+        "DESCRIBE {url} RTSP/1.0\r\nCSeq: 1\r\nAuthorization: {auth}\r\nAccept: application/sdp\r\n\r\n"
+    );
     s.write_all(req.as_bytes()).await.unwrap();
     let head = read_response(&mut s).await.unwrap();
     assert!(head.starts_with("RTSP/1.0 200"), "{head}");
@@ -453,22 +493,22 @@ pub async fn describe_sdp(app: &TestApp, path: &str) -> String {
     String::from_utf8(body).unwrap()
 }
 
-/// A raw RTSP/TCP recorder: SETUP every track (interleaved 2i/2i+1) and PLAY.
-/// Returns the socket positioned at the first media byte.
+/// A raw RTSP/TCP recorder: SETUP every track (interleaved 2i/2i+1) and PLAY,
+/// authenticating by Digest. Returns the socket positioned at the first
+/// media byte.
 pub async fn raw_play(
     app: &TestApp,
     path: &str,
     tracks: usize,
     recv_buffer: Option<u32>,
 ) -> TcpStream {
-    use base64::Engine;
-    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{NVR_USER}:{NVR_PASS}"));
     let sock = tokio::net::TcpSocket::new_v4().unwrap();
     if let Some(b) = recv_buffer {
         sock.set_recv_buffer_size(b).unwrap();
     }
     let mut s = sock.connect(app.rtsp).await.unwrap();
     let base = app.bare_url(path);
+    let nonce = rtsp_nonce(&mut s, &base).await;
     let mut session = String::new();
     for t in 0..tracks {
         let sess = if session.is_empty() {
@@ -476,8 +516,10 @@ pub async fn raw_play(
         } else {
             format!("Session: {session}\r\n")
         };
+        let uri = format!("{base}/trackID={t}");
+        let auth = digest_auth(NVR_USER, NVR_PASS, &nonce, "SETUP", &uri);
         let req = format!(
-            "SETUP {base}/trackID={t} RTSP/1.0\r\nCSeq: {}\r\nAuthorization: Basic {auth}\r\n{sess}Transport: RTP/AVP/TCP;unicast;interleaved={}-{}\r\n\r\n",
+            "SETUP {uri} RTSP/1.0\r\nCSeq: {}\r\nAuthorization: {auth}\r\n{sess}Transport: RTP/AVP/TCP;unicast;interleaved={}-{}\r\n\r\n",
             t + 1,
             2 * t,
             2 * t + 1
@@ -487,8 +529,9 @@ pub async fn raw_play(
         assert!(head.starts_with("RTSP/1.0 200"), "{head}");
         session = session_header(&head);
     }
+    let auth = digest_auth(NVR_USER, NVR_PASS, &nonce, "PLAY", &base);
     let req = format!(
-        "PLAY {base} RTSP/1.0\r\nCSeq: 9\r\nAuthorization: Basic {auth}\r\nSession: {session}\r\n\r\n"
+        "PLAY {base} RTSP/1.0\r\nCSeq: 9\r\nAuthorization: {auth}\r\nSession: {session}\r\n\r\n"
     );
     s.write_all(req.as_bytes()).await.unwrap();
     let head = read_response(&mut s).await.unwrap();
