@@ -466,10 +466,9 @@ fn a_categories_file_is_loaded_relative_to_the_config() {
 /// cannot print one.
 #[test]
 fn config_entries_debug_without_passwords() {
-    let r: schema::RecorderEntry = toml::from_str(
-        "name = \"nvr\"\nusername = \"nvr\"\npassword = \"Rec-Literal-7qX\"\n",
-    )
-    .unwrap();
+    let r: schema::RecorderEntry =
+        toml::from_str("name = \"nvr\"\nusername = \"nvr\"\npassword = \"Rec-Literal-7qX\"\n")
+            .unwrap();
     let d: schema::DeviceEntry = toml::from_str(
         "id = \"cam\"\nhost = \"10.0.0.1\"\nusername = \"admin\"\npassword = \"Dev-Literal-9zK\"\n",
     )
@@ -482,7 +481,12 @@ fn config_entries_debug_without_passwords() {
         d.password.as_ref().map(Secret::expose),
         Some("Dev-Literal-9zK")
     );
-    for dbg in [format!("{r:?}"), format!("{r:#?}"), format!("{d:?}"), format!("{d:#?}")] {
+    for dbg in [
+        format!("{r:?}"),
+        format!("{r:#?}"),
+        format!("{d:?}"),
+        format!("{d:#?}"),
+    ] {
         assert!(
             !dbg.contains("Literal") && dbg.contains("<redacted>"),
             "{dbg}"
