@@ -41,9 +41,116 @@ pub fn init(filter: Option<&str>, format: LogFormat) -> Result<(), String> {
     result.map_err(|e| format!("cannot install the logger: {e}"))
 }
 
+/// `uri` without its user info, for logs: `rtsp://u:p@h/x` becomes
+/// `rtsp://h/x`. A path (`/x`) is returned as is; a URI without a scheme
+/// (`u:p@h/x`) is read as starting with its authority. When the authority
+/// is not a plain `host[:port]` but an `@` follows, the user info held an
+/// unencoded `/`, `?` or `#` (`rtsp://u:p/w@h/`): it is cut up to that `@`.
+/// Errs toward removing too much, never too little.
+pub fn redact_uri(uri: &str) -> std::borrow::Cow<'_, str> {
+    use std::borrow::Cow;
+    let start = match uri.find("://") {
+        Some(i) if is_scheme(&uri[..i]) => i + 3,
+        _ if uri.starts_with("//") => 2,
+        _ if uri.starts_with('/') => return Cow::Borrowed(uri),
+        _ => 0,
+    };
+    let rest = &uri[start..];
+    let auth_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let cut = match rest[..auth_end].rfind('@') {
+        Some(at) => at,
+        None if !is_host_port(&rest[..auth_end]) => {
+            let Some(first) = rest.find('@') else {
+                return Cow::Borrowed(uri);
+            };
+            let stop = rest[first..].find('/').map_or(rest.len(), |i| first + i);
+            rest[..stop].rfind('@').unwrap_or(first)
+        }
+        None => return Cow::Borrowed(uri),
+    };
+    Cow::Owned(format!("{}{}", &uri[..start], &rest[cut + 1..]))
+}
+
+/// RFC 3986 `scheme`.
+fn is_scheme(s: &str) -> bool {
+    let mut c = s.chars();
+    c.next().is_some_and(|f| f.is_ascii_alphabetic())
+        && c.all(|x| x.is_ascii_alphanumeric() || "+-.".contains(x))
+}
+
+/// `host`, `host:port`, `[v6]` or `[v6]:port`.
+fn is_host_port(a: &str) -> bool {
+    let (host, port) = if let Some(v6) = a.strip_prefix('[') {
+        match v6.split_once(']') {
+            Some((h, p)) => (h, p.strip_prefix(':').or((p.is_empty()).then_some(""))),
+            None => return false,
+        }
+    } else {
+        match a.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (a, Some("")),
+        }
+    };
+    let host_ok = !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".-_~%:".contains(c))
+        && (a.starts_with('[') || !host.contains(':'));
+    host_ok && port.is_some_and(|p| p.chars().all(|c| c.is_ascii_digit()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn uris_are_logged_without_user_info() {
+        for (raw, want) in [
+            ("rtsp://u:p@h/", "rtsp://h/"),
+            ("rtsp://u:p@h", "rtsp://h"),
+            ("rtsp://u%3Ap@h", "rtsp://h"),
+            ("rtsp://u%3Ap@h:554/x?y=1", "rtsp://h:554/x?y=1"),
+            (
+                "RTSP://admin:Secr3t@10.0.0.1:554/Streaming/Channels/101",
+                "RTSP://10.0.0.1:554/Streaming/Channels/101",
+            ),
+            ("rtsp://user@h/x", "rtsp://h/x"),
+            ("rtsp://:pw@h/x", "rtsp://h/x"),
+            ("rtsp://u:p@x@h/x", "rtsp://h/x"),
+            ("rtsp://u:p@h/a@b", "rtsp://h/a@b"),
+            ("rtsp://u:p@[::1]:8554/d/m", "rtsp://[::1]:8554/d/m"),
+            ("rtsp://u:p@[fe80::1%25eth0]/d", "rtsp://[fe80::1%25eth0]/d"),
+            ("http://u:p@h/?q=a@b", "http://h/?q=a@b"),
+            ("u:p@h:554/d/m", "h:554/d/m"),
+            ("//u:p@h/d", "//h/d"),
+            // An unencoded delimiter inside the password.
+            ("rtsp://u:p/w@h/d/m", "rtsp://h/d/m"),
+            ("rtsp://u:p?w@h/d/m", "rtsp://h/d/m"),
+            ("rtsp://u:p#w@h/d", "rtsp://h/d"),
+            ("rtsp://u:p/a/b@h/d", "rtsp://h/d"),
+        ] {
+            assert_eq!(redact_uri(raw), want, "{raw}");
+        }
+        // Nothing to remove: the same text, borrowed.
+        for raw in [
+            "rtsp://h/a@b",
+            "rtsp://h:554/a@b?x=c@d",
+            "rtsp://[::1]:8554/d/m",
+            "rtsp://[::1]/x@y",
+            "rtsp://10.0.0.1/x?u=a@b",
+            "/demo/main",
+            "/a@b",
+            "*",
+            "",
+            "h:554/d",
+        ] {
+            assert!(
+                matches!(redact_uri(raw), std::borrow::Cow::Borrowed(s) if s == raw),
+                "{raw} -> {}",
+                redact_uri(raw)
+            );
+        }
+    }
 
     #[test]
     fn dependencies_are_quiet_unless_named() {

@@ -374,8 +374,9 @@ pub struct RecorderEntry {
     pub name: String,
     /// Login name. Required.
     pub username: String,
-    /// A literal password (discouraged; `camgate check` warns).
-    pub password: Option<String>,
+    /// A literal password (discouraged; `camgate check` warns). A
+    /// [`Secret`](crate::config::Secret): `Debug` of the entry redacts it.
+    pub password: Option<crate::config::Secret>,
     /// Name of an environment variable holding the password.
     pub password_env: Option<String>,
     /// Path of a file holding the password (trailing newline ignored);
@@ -428,8 +429,9 @@ pub struct DeviceEntry {
     pub http_port: Option<u16>,
     /// Camera login; omit for cameras without authentication.
     pub username: Option<String>,
-    /// A literal password (discouraged; `camgate check` warns).
-    pub password: Option<String>,
+    /// A literal password (discouraged; `camgate check` warns). A
+    /// [`Secret`](crate::config::Secret): `Debug` of the entry redacts it.
+    pub password: Option<crate::config::Secret>,
     /// Name of an environment variable holding the password.
     pub password_env: Option<String>,
     /// Path of a file holding the password (trailing newline ignored);

@@ -28,6 +28,14 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// Read from a config string, so a literal password is a `Secret` from the
+/// moment it is parsed and no `Debug` of a config entry can print it.
+impl<'de> serde::Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(Secret::new)
+    }
+}
+
 /// Compares two byte strings without leaking where they differ, or whether
 /// their lengths do: both are hashed (SHA-256, with a per-process key) and
 /// the fixed-length digests compared in constant time.

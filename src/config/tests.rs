@@ -460,3 +460,46 @@ fn a_categories_file_is_loaded_relative_to_the_config() {
     );
     assert!(c.egress.categories.by_name("hik-connect.com").is_none());
 }
+
+/// Part 8 of issue 12: the raw config entries hold literal passwords as
+/// `Secret`s, so their `Debug` (and that of anything containing them)
+/// cannot print one.
+#[test]
+fn config_entries_debug_without_passwords() {
+    let r: schema::RecorderEntry =
+        toml::from_str("name = \"nvr\"\nusername = \"nvr\"\npassword = \"Rec-Literal-7qX\"\n")
+            .unwrap();
+    let d: schema::DeviceEntry = toml::from_str(
+        "id = \"cam\"\nhost = \"10.0.0.1\"\nusername = \"admin\"\npassword = \"Dev-Literal-9zK\"\n",
+    )
+    .unwrap();
+    assert_eq!(
+        r.password.as_ref().map(Secret::expose),
+        Some("Rec-Literal-7qX")
+    );
+    assert_eq!(
+        d.password.as_ref().map(Secret::expose),
+        Some("Dev-Literal-9zK")
+    );
+    for dbg in [
+        format!("{r:?}"),
+        format!("{r:#?}"),
+        format!("{d:?}"),
+        format!("{d:#?}"),
+    ] {
+        assert!(
+            !dbg.contains("Literal") && dbg.contains("<redacted>"),
+            "{dbg}"
+        );
+    }
+    // A literal password still validates into the same secret.
+    let loaded = load_text(
+        "[[recorder]]\nname = \"nvr\"\nusername = \"nvr\"\npassword = \"Rec-Literal-7qX\"\ndevices = [\"*\"]\n[[device]]\nid = \"demo\"\nsimulated = true\n",
+    )
+    .unwrap();
+    assert_eq!(
+        loaded.config.recorders[0].password.expose(),
+        "Rec-Literal-7qX"
+    );
+    assert!(!format!("{:?}", loaded.config).contains("Literal"));
+}

@@ -117,7 +117,7 @@ impl Checker<'_> {
     fn password(
         &mut self,
         path: &str,
-        literal: &Option<String>,
+        literal: &Option<Secret>,
         env: &Option<String>,
         file: &Option<String>,
     ) -> Option<Secret> {
@@ -137,11 +137,11 @@ impl Checker<'_> {
                 format!("{path}.password"),
                 "literal password in the config file; prefer password_env or password_file",
             );
-            if p.is_empty() {
+            if p.expose().is_empty() {
                 self.problem(format!("{path}.password"), "must not be empty");
                 return None;
             }
-            return Some(Secret::new(p.as_str()));
+            return Some(p.clone());
         }
         if let Some(var) = env {
             return match (self.env)(var) {

@@ -88,6 +88,9 @@ struct ParamSpec {
     values: Vec<String>,
     #[serde(default)]
     prefixes: Vec<String>,
+    /// Regexes (case-insensitive, unanchored unless they say so).
+    #[serde(default)]
+    patterns: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -105,6 +108,8 @@ struct RuleSpec {
     query_keys: Vec<String>,
     #[serde(default)]
     query: std::collections::BTreeMap<String, String>,
+    /// Regex: matches when the value of any query key matches it.
+    query_any: Option<String>,
     #[serde(default)]
     onvif_ops: Vec<String>,
     rpc_methods: Option<String>,
@@ -117,6 +122,7 @@ struct ParamCond {
     path: Vec<String>,
     values: Vec<String>,
     prefixes: Vec<String>,
+    patterns: Vec<Regex>,
 }
 
 #[derive(Debug)]
@@ -127,6 +133,7 @@ struct Rule {
     path: Option<Regex>,
     query_keys: Vec<String>,
     query: Vec<(String, Regex)>,
+    query_any: Option<Regex>,
     onvif_ops: Vec<String>,
     rpc_methods: Option<Regex>,
     rpc_params: Vec<ParamCond>,
@@ -239,6 +246,13 @@ impl Policy {
                     Err(e) => bad(&format!("query.{k}"), &e),
                 }
             }
+            let query_any = match r.query_any.as_deref().map(regex).transpose() {
+                Ok(p) => p,
+                Err(e) => {
+                    bad("query_any", &e);
+                    continue;
+                }
+            };
             let rpc_methods = match r.rpc_methods.as_deref().map(regex).transpose() {
                 Ok(p) => p,
                 Err(e) => {
@@ -246,6 +260,22 @@ impl Policy {
                     continue;
                 }
             };
+            let mut rpc_params = Vec::new();
+            for p in r.rpc_params {
+                let mut patterns = Vec::new();
+                for x in &p.patterns {
+                    match regex(x) {
+                        Ok(re) => patterns.push(re),
+                        Err(e) => bad(&format!("rpc_params '{}'", p.path), &e),
+                    }
+                }
+                rpc_params.push(ParamCond {
+                    path: p.path.split('.').map(str::to_string).collect(),
+                    values: p.values,
+                    prefixes: p.prefixes,
+                    patterns,
+                });
+            }
             rules.push(Rule {
                 vendor,
                 verdict: Verdict {
@@ -258,17 +288,10 @@ impl Policy {
                 path,
                 query_keys: r.query_keys.iter().map(|k| k.to_lowercase()).collect(),
                 query,
+                query_any,
                 onvif_ops: r.onvif_ops.iter().map(|o| o.to_lowercase()).collect(),
                 rpc_methods,
-                rpc_params: r
-                    .rpc_params
-                    .into_iter()
-                    .map(|p| ParamCond {
-                        path: p.path.split('.').map(str::to_string).collect(),
-                        values: p.values,
-                        prefixes: p.prefixes,
-                    })
-                    .collect(),
+                rpc_params,
             });
         }
         if errors.is_empty() {
@@ -391,6 +414,11 @@ impl Rule {
                 _ => return false,
             }
         }
+        if let Some(re) = &self.query_any
+            && !f.target.query.iter().any(|(_, v)| re.is_match(v))
+        {
+            return false;
+        }
         true
     }
 
@@ -415,6 +443,7 @@ impl Rule {
                     call_field(c, &p.path).is_some_and(|s| {
                         p.values.iter().any(|x| x.eq_ignore_ascii_case(s))
                             || p.prefixes.iter().any(|x| s.starts_with(x.as_str()))
+                            || p.patterns.iter().any(|re| re.is_match(s))
                     })
                 })
             });

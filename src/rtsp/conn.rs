@@ -202,7 +202,7 @@ impl Conn {
             return self.send(Response::new(Status::BadRequest), None).await;
         };
         let cseq = Some(cseq.as_str());
-        debug!(method = %req.method, uri = %req.uri, "request");
+        debug!(method = %req.method, uri = %crate::telemetry::redact_uri(&req.uri), "request");
         if req.method == "OPTIONS" {
             if let Some(s) = req.session_id().and_then(|id| self.server.sessions.get(id)) {
                 s.touch();

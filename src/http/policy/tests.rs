@@ -520,3 +520,358 @@ fn every_shipped_rule_has_a_reason_and_cves_are_well_formed() {
         }
     }
 }
+
+/// Part 6 of issue 12: reads of stored secrets (site passwords, keys, cloud
+/// codes, other devices' credentials) are denied for both vendors, over
+/// every transport, however the name is spelled.
+#[test]
+fn stored_secret_reads_are_denied() {
+    let p = shipped();
+    let h = Vendor::Hikvision;
+    let d = Vendor::Dahua;
+    let cgi = "/cgi-bin/configManager.cgi?action=getConfig&name=";
+    let mut cases: Vec<(Vendor, String, &str)> = Vec::new();
+    for name in [
+        "Email",
+        "email",
+        "EMAIL",
+        "Email.Password",
+        "Email.UserName",
+        "table.Email",
+        "Email[0]",
+        "Em%61il",
+        "+Email",
+        "Encode,Email",
+        "Encode%20Email",
+        "WLan",
+        "WLan.eth2.Keys[0]",
+        "PPPoE",
+        "DDNS",
+        "DDNS[0].Password",
+        "NAS",
+        "NAS[0].Password",
+        "FTP",
+        "SNMP",
+        "SNMP.ReadCommunity",
+        "RemoteDevice",
+        "RemoteDevice.uuid:System_CONFIG_NETCAMERA_INFO_6.Password",
+        "T2UServer",
+        "VSP_PaaS",
+        "P2P",
+        "MobilePush",
+        "SIP",
+        "AccessPlatform",
+        "All",
+        "all",
+    ] {
+        cases.push((d, format!("{cgi}{name}"), "dahua-secret-config"));
+    }
+    for raw in [
+        // Any action, any key: the name is caught wherever it is.
+        "/cgi-bin/configManager.cgi?action=getDefault&name=Email",
+        "/cgi-bin/configManager.cgi?action=getConfig&name=Encode&names%5B0%5D=Email",
+        "/cgi-bin/configManager.cgi?action=getConfig&NAME=PPPoE",
+        "/cgi-bin/CONFIGMANAGER.CGI?action=getConfig&name=WLan",
+        "//cgi-bin/./configManager.cgi?action=getConfig&name=DDNS",
+    ] {
+        cases.push((d, raw.to_string(), "dahua-secret-config"));
+    }
+    for raw in [
+        // Not one well-formed name: not forwarded.
+        "/cgi-bin/configManager.cgi?action=getConfig",
+        "/cgi-bin/configManager.cgi?action=getConfig&name=",
+        "/cgi-bin/configManager.cgi?action=getConfig&name=Encode%20",
+        "/cgi-bin/configManager.cgi?action=getConfig&name=Encode;Snap",
+    ] {
+        cases.push((d, raw.to_string(), "default-deny"));
+    }
+    for path in [
+        "/ISAPI/System/Network/PPPoE",
+        "/ISAPI/System/Network/PPPoE/1",
+        "/ISAPI/System/Network/DDNS",
+        "/ISAPI/System/Network/DDNS/1",
+        "/ISAPI/System/Network/DDNS/capabilities",
+        "/ISAPI/System/Network/EZVIZ",
+        "/ISAPI/System/Network/EZVIZ?security=1&iv=662af2c0adbd0889d18a71c81af7d1f5",
+        "/ISAPI/System/Network/Ehome",
+        "/ISAPI/System/Network/EhomeList",
+        "/ISAPI/System/Network/mailing",
+        "/ISAPI/System/Network/ftp",
+        "/ISAPI/System/Network/ftp/1",
+        "/ISAPI/System/Network/SNMP",
+        "/ISAPI/System/Network/SNMP/V3",
+        "/ISAPI/System/Network/SIP",
+        "/ISAPI/System/Network/SIP/1/SIPInfo",
+        "/ISAPI/System/Network/interfaces/1/wireless",
+        "/ISAPI/System/Network/interfaces/2/wireless",
+        "/ISAPI/System/Network/interfaces/1/wirelessServer",
+        "/ISAPI/System/Network/wirelessServer",
+        "/ISAPI/System/Network/interfaces/1/ieee802.1x",
+        "/ISAPI/System/Network/WPS",
+        "/ISAPI/System/Network/interfaces/2/WPS/devicePinCode",
+        "/ISAPI/System/PictureServer",
+        "/ISAPI/Event/notification/httpHosts",
+        "/ISAPI/Event/notification/httpHosts/1",
+        "/ISAPI/ContentMgmt/InputProxy/channels",
+        "/ISAPI/ContentMgmt/InputProxy/channels/1",
+        "/ISAPI/ContentMgmt/Storage/nas",
+        "/ISAPI/ContentMgmt/IOProxy/inputs",
+        // Case, encoding and dot segments are undone before matching.
+        "/isapi/system/network/ezviz",
+        "/ISAPI//System/./Network/EZVIZ/",
+        "/%49SAPI/System/Network/%45home",
+        "/ISAPI/System/Network/mailing;x=1",
+    ] {
+        cases.push((h, path.to_string(), "hik-secret-reads"));
+    }
+    for path in [
+        "/ISAPI/System/Network",
+        "/ISAPI/System/Network/interfaces",
+        "/ISAPI/System/Network/interfaces/2",
+    ] {
+        cases.push((h, path.to_string(), "hik-network-composite-reads"));
+    }
+    // A Network read nobody listed is not guessed safe.
+    cases.push((
+        h,
+        "/ISAPI/System/Network/SomethingNew".into(),
+        "default-deny",
+    ));
+    for (v, raw, rule) in &cases {
+        let verdict = decide(&p, *v, "GET", raw, &[], &[]);
+        assert_eq!(
+            (verdict.action, &*verdict.rule),
+            (Action::Deny, *rule),
+            "{v:?} GET {raw}"
+        );
+    }
+
+    // RPC2: configManager calls naming a secret, alone or in a multicall.
+    for (m, params) in [
+        ("configManager.getConfig", json!({"name": "Email"})),
+        ("configManager.getConfig", json!({"name": "WLan"})),
+        ("configManager.getConfig", json!({"name": "RemoteDevice"})),
+        ("configManager.getConfig", json!({"name": "All"})),
+        ("configManager.getConfig", json!({"name": "Email.Password"})),
+        ("configManager.getConfig", json!({"name": "table.PPPoE"})),
+        (
+            "configManager.getConfig",
+            json!({"name": "NAS", "channel": 0}),
+        ),
+        ("ConfigManager.GetConfig", json!({"name": "ddns"})),
+        ("configManager.getDefault", json!({"name": "SNMP"})),
+        ("configManager.getConfig", json!({"name": "T2UServer"})),
+    ] {
+        let v = decide(&p, d, "POST", "/RPC2", &[], &[(m, params.clone())]);
+        assert_eq!(
+            (v.action, &*v.rule),
+            (Action::Deny, "dahua-rpc-secret-config"),
+            "{m} {params}"
+        );
+    }
+    let v = decide(
+        &p,
+        d,
+        "POST",
+        "/RPC2",
+        &[],
+        &[
+            ("configManager.getConfig", json!({"name": "Encode"})),
+            ("configManager.getConfig", json!({"name": "PPPoE"})),
+        ],
+    );
+    assert_eq!(&*v.rule, "dahua-rpc-secret-config");
+    // A name that is not one plain string is not judged: denied.
+    for params in [
+        json!({"name": ["Email"]}),
+        json!({"name": {"x": "Email"}}),
+        json!({}),
+        json!(null),
+        json!({"name": "Encode Snap"}),
+    ] {
+        let v = decide(
+            &p,
+            d,
+            "POST",
+            "/RPC2",
+            &[],
+            &[("configManager.getConfig", params.clone())],
+        );
+        assert_eq!(
+            (v.action, &*v.rule),
+            (Action::Deny, "default-deny"),
+            "{params}"
+        );
+    }
+
+    // ONVIF, both vendors, any case, alone or beside an allowed call.
+    for v in [h, d, Vendor::Generic] {
+        for op in [
+            "GetUsers",
+            "GetRemoteUser",
+            "GetDot1XConfiguration",
+            "GetDot1XConfigurations",
+            "GetStorageConfiguration",
+            "GetStorageConfigurations",
+            "GetSystemBackup",
+            "getremoteuser",
+        ] {
+            let verdict = decide(&p, v, "POST", "/onvif/device_service", &[op], &[]);
+            assert_eq!(
+                (verdict.action, &*verdict.rule),
+                (Action::Deny, "onvif-secret-reads"),
+                "{v:?} {op}"
+            );
+        }
+        let verdict = decide(
+            &p,
+            v,
+            "POST",
+            "/onvif/device_service",
+            &["GetDeviceInformation", "GetDot1XConfigurations"],
+            &[],
+        );
+        assert_eq!(&*verdict.rule, "onvif-secret-reads", "{v:?}");
+    }
+}
+
+/// The reads a VMS needs still pass next to the secret denials.
+#[test]
+fn legitimate_reads_pass_beside_the_secret_rules() {
+    let p = shipped();
+    let h = Vendor::Hikvision;
+    let d = Vendor::Dahua;
+    for name in [
+        "Encode",
+        "VideoInOptions",
+        "ChannelTitle",
+        "General",
+        "VideoColor",
+        "VideoWidget",
+        "MotionDetect",
+        "Snap",
+        "NTP",
+        "Locales",
+        "Encode[0].MainFormat[0].Video",
+        "table.Encode",
+    ] {
+        let raw = format!("/cgi-bin/configManager.cgi?action=getConfig&name={name}");
+        let v = decide(&p, d, "GET", &raw, &[], &[]);
+        assert_eq!(
+            (v.action, &*v.rule),
+            (Action::Allow, "dahua-config-reads"),
+            "{raw}"
+        );
+        let v = decide(
+            &p,
+            d,
+            "POST",
+            "/RPC2",
+            &[],
+            &[("configManager.getConfig", json!({"name": name}))],
+        );
+        assert_eq!(
+            (v.action, &*v.rule),
+            (Action::Allow, "dahua-rpc-config-reads"),
+            "RPC {name}"
+        );
+    }
+    let v = decide(
+        &p,
+        d,
+        "POST",
+        "/RPC2",
+        &[],
+        &[
+            ("configManager.getConfig", json!({"name": "Encode"})),
+            ("configManager.getConfig", json!({"name": "ChannelTitle"})),
+            ("magicBox.getSerialNo", json!(null)),
+        ],
+    );
+    assert!(v.allowed(), "{v:?}");
+    for (path, action) in [
+        ("/ISAPI/System/deviceInfo", Action::Allow),
+        ("/ISAPI/Streaming/channels", Action::Allow),
+        ("/ISAPI/Streaming/channels/101", Action::Allow),
+        ("/ISAPI/Streaming/channels/101/picture", Action::Allow),
+        ("/ISAPI/ContentMgmt/Storage", Action::Allow),
+        (
+            "/ISAPI/ContentMgmt/InputProxy/channels/status",
+            Action::Allow,
+        ),
+        ("/ISAPI/System/Network/interfaces/1/ipAddress", Action::Log),
+        ("/ISAPI/System/Network/UPnP", Action::Log),
+        ("/ISAPI/System/Network/capabilities", Action::Log),
+    ] {
+        let v = decide(&p, h, "GET", path, &[], &[]);
+        assert_eq!(v.action, action, "GET {path} decided by {}", v.rule);
+    }
+    for v in [h, d] {
+        for op in [
+            "GetDeviceInformation",
+            "GetProfiles",
+            "GetStreamUri",
+            "GetSnapshotUri",
+            "GetNetworkInterfaces",
+            "GetVideoEncoderConfigurations",
+        ] {
+            let verdict = decide(&p, v, "POST", "/onvif/device_service", &[op], &[]);
+            assert!(verdict.allowed(), "{v:?} {op} denied by {}", verdict.rule);
+        }
+    }
+}
+
+#[test]
+fn query_any_and_param_patterns() {
+    let p = Policy::parse(
+        r#"vendor = "any"
+[[rule]]
+id = "q"
+action = "deny"
+query_any = '(^|\.)secret'
+reason = "any query value naming a secret"
+[[rule]]
+id = "r"
+action = "deny"
+rpc_methods = "^x\\."
+rpc_params = [{ path = "params.name", patterns = ['^sec', 'ret$'] }]
+reason = "rpc name patterns"
+[[rule]]
+id = "ok"
+action = "allow"
+reason = "everything else"
+"#,
+        "t.toml",
+    )
+    .unwrap();
+    let g = Vendor::Generic;
+    assert_eq!(
+        &*decide(&p, g, "GET", "/a?x=1&y=a.SECRET", &[], &[]).rule,
+        "q"
+    );
+    assert_eq!(&*decide(&p, g, "GET", "/a?x=secretive", &[], &[]).rule, "q");
+    assert_eq!(&*decide(&p, g, "GET", "/a?secret=1", &[], &[]).rule, "ok");
+    assert_eq!(&*decide(&p, g, "GET", "/a?x=asecret", &[], &[]).rule, "ok");
+    assert_eq!(&*decide(&p, g, "GET", "/a", &[], &[]).rule, "ok");
+    let rpc = |m: &str, v: serde_json::Value| decide(&p, g, "POST", "/", &[], &[(m, v)]);
+    assert_eq!(&*rpc("x.get", json!({"name": "Secure"})).rule, "r");
+    assert_eq!(&*rpc("x.get", json!({"name": "FERRET"})).rule, "r");
+    assert_eq!(&*rpc("x.get", json!({"name": "other"})).rule, "ok");
+    assert_eq!(&*rpc("x.get", json!({"name": ["secure"]})).rule, "ok");
+    assert_eq!(&*rpc("y.get", json!({"name": "secure"})).rule, "ok");
+    let e = Policy::parse(
+        "vendor = \"any\"\n[[rule]]\nid = \"r\"\naction = \"deny\"\nreason = \"x\"\nquery_any = \"(\"\n",
+        "u.toml",
+    )
+    .unwrap_err();
+    assert!(e[0].0.contains("u.toml: rule 'r': query_any:"), "{e:?}");
+    let e = Policy::parse(
+        "vendor = \"any\"\n[[rule]]\nid = \"r\"\naction = \"deny\"\nreason = \"x\"\nrpc_params = [{ path = \"params.a\", patterns = [\"(\"] }]\n",
+        "v.toml",
+    )
+    .unwrap_err();
+    assert!(
+        e[0].0.contains("v.toml: rule 'r': rpc_params 'params.a':"),
+        "{e:?}"
+    );
+}
