@@ -139,6 +139,8 @@ devices = ["*"]
 name = "nvr-env"
 username = "{}"
 password_env = "REDACT_REC_PW"
+# Basic on the plaintext listener, so base64 of its password is exercised.
+cleartext_auth = true
 devices = ["*"]
 
 [[recorder]]
