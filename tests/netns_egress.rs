@@ -686,3 +686,70 @@ main = "/demo/main"
     let leaked = sink.lock().unwrap()[seen..].to_vec();
     assert!(leaked.is_empty(), "reached the internet: {leaked:?}");
 }
+
+/// Every shape the ruleset takes (interface, networks of either family or
+/// both, IPv6 cameras and NTP servers, an empty inventory) is one the
+/// kernel accepts: `nft -c` in a namespace of its own.
+#[test]
+fn every_shape_of_the_ruleset_loads() {
+    support::require("ip");
+    let ns = format!("cg{}chk", std::process::id() % 100_000);
+    let _ = Command::new("ip").args(["netns", "del", &ns]).output();
+    if let Err(e) = run(&["ip", "netns", "add", &ns]) {
+        eprintln!("SKIPPED: network namespaces unavailable here ({e}); run as root");
+        return;
+    }
+    struct Netns(String);
+    impl Drop for Netns {
+        fn drop(&mut self) {
+            let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+        }
+    }
+    let _ns = Netns(ns.clone());
+    support::require("nft");
+    let dir = tempfile::tempdir().unwrap();
+    let cams = "[[device]]\nid = \"a\"\nhost = \"10.20.0.11\"\n[device.streams]\nmain = \"/a\"\n\
+                [[device]]\nid = \"b\"\nhost = \"fd20::12\"\nrtsp_transport = \"udp\"\n[device.streams]\nmain = \"/a\"\n";
+    let base = "[rtsp]\nlisten = \"10.30.0.1:8554\"\n[dns]\nlisten = \"0.0.0.0:53\"\n\
+                [egress]\ntrap_tcp = \"0.0.0.0:15001\"\ntrap_udp = \"0.0.0.0:15002\"\n\
+                ntp_servers = [\"10.0.0.123\", \"fd00::123\"]\n";
+    for (i, (side, devices)) in [
+        ("camera_interface = \"cams0\"\n", cams),
+        ("camera_networks = [\"10.20.0.0/24\"]\n", cams),
+        ("camera_networks = [\"fd20::/64\"]\n", cams),
+        (
+            "camera_interface = \"cams0\"\ncamera_networks = [\"10.20.0.0/24\", \"fd20::/64\"]\n",
+            cams,
+        ),
+        (
+            "camera_networks = [\"10.20.0.0/24\", \"fd20::/64\"]\n",
+            "[[device]]\nid = \"demo\"\nsimulated = true\n",
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let config = dir.path().join(format!("{i}.toml"));
+        std::fs::write(&config, format!("{base}{side}{devices}")).unwrap();
+        let rules = run(&[BIN, "nft", "--config", config.to_str().unwrap()])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let file = dir.path().join(format!("{i}.nft"));
+        std::fs::write(&file, &rules).unwrap();
+        if let Err(e) = run(&[
+            "ip",
+            "netns",
+            "exec",
+            &ns,
+            "nft",
+            "-c",
+            "-f",
+            file.to_str().unwrap(),
+        ]) {
+            if e.contains("Operation not supported") || e.contains("Protocol not supported") {
+                eprintln!("SKIPPED: this kernel refuses nftables: {e}");
+                return;
+            }
+            panic!("shape {i} does not load: {e}\n{rules}");
+        }
+    }
+}
