@@ -159,3 +159,61 @@ fn signals_stop_it_cleanly_within_5_seconds() {
         assert!(rest.iter().any(|l| l.contains("stopped")), "{rest:?}");
     }
 }
+
+#[test]
+fn nft_needs_the_camera_side() {
+    let cam = "[[device]]\nid = \"cam\"\nhost = \"10.20.0.11\"\n[device.streams]\nmain = \"/a\"\n\
+               [egress]\ntrap_tcp = \"0.0.0.0:15001\"\n";
+    let f = write_config(cam);
+    let out = Command::new(BIN)
+        .args(["nft", "--config"])
+        .arg(f.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(out.stdout.is_empty(), "no ruleset at all");
+    assert!(
+        stderr.contains("egress.camera_networks") && stderr.contains("egress.camera_interface"),
+        "{stderr}"
+    );
+    // check warns (run shares its validation, and the trap works behind
+    // any firewall), and still exits 0.
+    let out = Command::new(BIN)
+        .args(["check", "--config"])
+        .arg(f.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("warning: egress.camera_networks: neither egress.camera_networks nor egress.camera_interface is set"),
+        "{stdout}"
+    );
+
+    let f = write_config(&format!("{cam}camera_networks = [\"10.20.0.0/24\"]\n"));
+    let out = Command::new(BIN)
+        .args(["nft", "--config"])
+        .arg(f.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("ip saddr != @cameras4 counter drop"),
+        "{stdout}"
+    );
+
+    let f = write_config(&format!("{cam}camera_networks = [\"10.20.0.1/24\"]\n"));
+    let out = Command::new(BIN)
+        .args(["nft", "--config"])
+        .arg(f.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("error: egress.camera_networks[0]: \"10.20.0.1/24\" has host bits set"),
+        "{stderr}"
+    );
+}

@@ -1,11 +1,12 @@
 //! Validation of `[dns]` and `[egress]`: names, addresses, the sinkhole
-//! mode, allow rules against the inventory, the categories file.
+//! mode, allow rules against the inventory, the categories file, the
+//! camera side `camgate nft` confines.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ipnet::Ipv4Net;
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use super::schema::{DnsSection, EgressSection};
 use super::validate::Checker;
@@ -71,6 +72,9 @@ pub struct EgressConfig {
     pub max_connections: usize,
     pub ntp_servers: Vec<IpAddr>,
     pub camera_interface: Option<String>,
+    /// The camera side's networks, validated: network addresses (no host
+    /// bits), none inside another.
+    pub camera_networks: Vec<IpNet>,
     pub forward_idle_timeout: Duration,
     pub allow: Vec<EgressAllow>,
     pub categories: Arc<Categories>,
@@ -230,6 +234,7 @@ impl Checker<'_> {
                 format!("{i:?} is not an interface name"),
             );
         }
+        let camera_networks = self.camera_side(s, devices);
         let mut allow = Vec::new();
         for (i, a) in s.allow.iter().enumerate() {
             let at = format!("egress.allow[{i}]");
@@ -273,10 +278,133 @@ impl Checker<'_> {
             max_connections: s.max_connections,
             ntp_servers: s.ntp_servers.clone(),
             camera_interface: s.camera_interface.clone(),
+            camera_networks,
             forward_idle_timeout: Duration::from_secs(s.forward_idle_timeout_secs),
             allow,
             categories: Arc::new(categories?),
         })
+    }
+}
+
+impl Checker<'_> {
+    /// `egress.camera_networks`, and whether the camera side is known at
+    /// all. An unknown side is a warning, not an error: `run` shares this
+    /// validation, and the sinkhole and the trap work behind any firewall;
+    /// `camgate nft` itself refuses to render without it.
+    fn camera_side(&mut self, s: &EgressSection, devices: &[Device]) -> Vec<IpNet> {
+        let mut nets: Vec<(usize, IpNet)> = Vec::new();
+        for (i, raw) in s.camera_networks.iter().enumerate() {
+            let at = format!("egress.camera_networks[{i}]");
+            let net = match camera_network(raw) {
+                Ok(n) => n,
+                Err(m) => {
+                    self.problem(at, m);
+                    continue;
+                }
+            };
+            // nft refuses overlapping elements in an interval set, and an
+            // overlap is a typo more often than not.
+            match nets
+                .iter()
+                .find(|(_, o)| o.contains(&net) || net.contains(o))
+            {
+                Some((j, o)) if *o == net => self.problem(
+                    at,
+                    format!("{net} is given twice (also egress.camera_networks[{j}])"),
+                ),
+                Some((j, o)) => self.problem(
+                    at,
+                    format!("{net} overlaps egress.camera_networks[{j}] ({o})"),
+                ),
+                None => nets.push((i, net)),
+            }
+        }
+        let nets: Vec<IpNet> = nets.into_iter().map(|(_, n)| n).collect();
+        let cameras: Vec<(&str, IpAddr)> = devices
+            .iter()
+            .filter_map(|d| Some((d.id.as_str(), d.camera_host()?.to_canonical())))
+            .collect();
+        let side_unknown = s.camera_interface.is_none() && s.camera_networks.is_empty();
+        if side_unknown && (!cameras.is_empty() || s.trap_tcp.is_some() || s.trap_udp.is_some()) {
+            self.warn(
+                "egress.camera_networks",
+                "neither egress.camera_networks nor egress.camera_interface is set: \
+                 `camgate nft` refuses to render a ruleset, since it cannot tell the camera side \
+                 (where hosts that are not in the inventory must be dropped)",
+            );
+        }
+        if s.camera_interface.is_none() && !nets.is_empty() {
+            for (id, ip) in cameras {
+                if !nets.iter().any(|n| n.contains(&ip)) {
+                    self.warn(
+                        "egress.camera_networks",
+                        format!(
+                            "camera {id:?} ({ip}) is in none of these networks: its own traffic \
+                             is confined by its address, but the network it lives on is not"
+                        ),
+                    );
+                }
+            }
+        }
+        nets
+    }
+}
+
+/// IPv4-mapped IPv6 addresses (RFC 4291 2.5.5.2): never a packet's
+/// source on the wire (Linux drops them on receipt).
+const MAPPED: Ipv6Net = Ipv6Net::new_assert(Ipv6Addr::new(0, 0, 0, 0, 0, 0xffff, 0, 0), 96);
+/// IPv6 link-local unicast (RFC 4291 2.5.6): present on every link.
+const LINK_LOCAL: Ipv6Net = Ipv6Net::new_assert(Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0), 10);
+
+/// One `egress.camera_networks` entry: a network address with its prefix
+/// length, that can be a packet's source on the camera side.
+fn camera_network(raw: &str) -> Result<IpNet, String> {
+    if raw.parse::<IpAddr>().is_ok() {
+        return Err(format!(
+            "{raw:?} has no prefix length: give a network (a.b.c.d/len or x::/len)"
+        ));
+    }
+    let net: IpNet = raw
+        .parse()
+        .map_err(|_| format!("{raw:?} is not a network (a.b.c.d/len or x::/len)"))?;
+    if net.trunc() != net {
+        return Err(format!(
+            "{raw:?} has host bits set: the network is {}",
+            net.trunc()
+        ));
+    }
+    if net.prefix_len() == 0 {
+        return Err(format!(
+            "{raw:?} is every address: recorders and camgate's uplink would be on the camera side"
+        ));
+    }
+    match net {
+        IpNet::V4(n) if n.addr().is_loopback() => {
+            Err(format!("{raw:?} is loopback, never the camera side"))
+        }
+        IpNet::V4(n) if n.addr().is_multicast() || n.addr().is_broadcast() => Err(format!(
+            "{raw:?} is multicast or broadcast, never a packet's source"
+        )),
+        IpNet::V6(n) => {
+            if n.contains(&MAPPED) || MAPPED.contains(&n) {
+                Err(format!(
+                    "{raw:?} holds IPv4-mapped addresses, which never appear on the wire: \
+                     give the IPv4 network instead"
+                ))
+            } else if n.contains(&LINK_LOCAL) || LINK_LOCAL.contains(&n) {
+                Err(format!(
+                    "{raw:?} is link-local: every link has it, recorders' too; \
+                     use egress.camera_interface to confine link-local IPv6"
+                ))
+            } else if n.addr().is_loopback() || n.addr().is_multicast() {
+                Err(format!(
+                    "{raw:?} is loopback or multicast, never the camera side"
+                ))
+            } else {
+                Ok(net)
+            }
+        }
+        IpNet::V4(_) => Ok(net),
     }
 }
 
@@ -294,6 +422,42 @@ mod tests {
         let exact = NamePattern::Exact("ntp.site.example".into());
         assert!(exact.matches("ntp.site.example"));
         assert!(!exact.matches("x.ntp.site.example"));
+    }
+
+    #[test]
+    fn camera_networks() {
+        for ok in [
+            "10.20.0.0/24",
+            "10.20.0.11/32",
+            "fd20::/64",
+            "169.254.0.0/16",
+        ] {
+            assert_eq!(
+                camera_network(ok).map(|n| n.to_string()),
+                Ok(ok.to_string())
+            );
+        }
+        for (bad, why) in [
+            ("10.20.0.0", "no prefix length"),
+            ("10.20.0.0/33", "not a network"),
+            ("cams", "not a network"),
+            (" 10.20.0.0/24", "not a network"),
+            ("10.20.0.1/24", "host bits set: the network is 10.20.0.0/24"),
+            ("fd20::1/64", "host bits set: the network is fd20::/64"),
+            ("0.0.0.0/0", "every address"),
+            ("::/0", "every address"),
+            ("127.0.0.0/8", "loopback"),
+            ("224.0.0.0/4", "multicast"),
+            ("::ffff:10.20.0.0/120", "IPv4-mapped"),
+            ("::/80", "IPv4-mapped"),
+            ("fe80::/64", "link-local"),
+            ("fe80::/10", "link-local"),
+            ("ff02::/16", "multicast"),
+            ("::1/128", "loopback"),
+        ] {
+            let e = camera_network(bad).expect_err(bad);
+            assert!(e.contains(why), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -285,8 +285,15 @@ pub struct EgressSection {
     /// Site NTP servers cameras may reach on UDP 123 (rendered by `camgate
     /// nft`; camgate serves no NTP).
     pub ntp_servers: Vec<IpAddr>,
-    /// Interface facing the cameras, for `camgate nft` (optional).
+    /// Interface facing the cameras, for `camgate nft`: every host that
+    /// comes in on it is on the camera side. Off when absent; `camgate nft`
+    /// needs this or `camera_networks`.
     pub camera_interface: Option<String>,
+    /// The camera side's networks (CIDRs, IPv4 or IPv6, e.g.
+    /// `10.20.0.0/24`), for `camgate nft`: every source in them is on the
+    /// camera side. Default empty; `camgate nft` needs this or
+    /// `camera_interface`.
+    pub camera_networks: Vec<String>,
     /// Vendor categories file (relative to the config file's folder).
     /// Default: the built-in copy of `config/egress/categories.toml`.
     pub categories: Option<String>,
@@ -305,6 +312,7 @@ impl Default for EgressSection {
             max_connections: 1024,
             ntp_servers: Vec::new(),
             camera_interface: None,
+            camera_networks: Vec::new(),
             categories: None,
             forward_idle_timeout_secs: 300,
             allow: Vec::new(),

@@ -110,6 +110,8 @@ fn shipped_demo_documents_every_key() {
         "front",
         "http_scheme",
         "tls_fingerprint",
+        "camera_networks",
+        "camera_interface",
     ] {
         assert!(
             text.contains(&format!("{key} ="))
@@ -502,4 +504,87 @@ fn config_entries_debug_without_passwords() {
         "Rec-Literal-7qX"
     );
     assert!(!format!("{:?}", loaded.config).contains("Literal"));
+}
+
+#[test]
+fn camera_networks_are_checked_with_their_key_paths() {
+    let p = problems(
+        "[egress]\ncamera_networks = [\"10.20.0.0/24\", \"10.20.0.1/24\", \"10.20.0.0/25\", \"fd20::/64\", \
+         \"10.20.0.0/24\", \"nonsense\", \"10.21.0.0\", \"::ffff:10.0.0.0/104\", \"fd20::/64\"]\n\
+         [[device]]\nid = \"cam\"\nsimulated = true\n",
+    );
+    let all = p.join("\n");
+    for want in [
+        "egress.camera_networks[1]: \"10.20.0.1/24\" has host bits set: the network is 10.20.0.0/24",
+        "egress.camera_networks[2]: 10.20.0.0/25 overlaps egress.camera_networks[0] (10.20.0.0/24)",
+        "egress.camera_networks[4]: 10.20.0.0/24 is given twice (also egress.camera_networks[0])",
+        "egress.camera_networks[5]: \"nonsense\" is not a network",
+        "egress.camera_networks[6]: \"10.21.0.0\" has no prefix length",
+        "egress.camera_networks[7]: \"::ffff:10.0.0.0/104\" holds IPv4-mapped addresses",
+        "egress.camera_networks[8]: fd20::/64 is given twice (also egress.camera_networks[3])",
+    ] {
+        assert!(all.contains(want), "missing {want:?} in:\n{all}");
+    }
+    assert_eq!(p.len(), 7, "{all}");
+    assert!(
+        !p.iter().any(|l| l.starts_with("egress.camera_networks[0]:")
+            || l.starts_with("egress.camera_networks[3]:")),
+        "the first of two is fine: {all}"
+    );
+
+    let c = load_text(
+        "[egress]\ncamera_networks = [\"10.20.0.0/24\", \"fd20::/64\"]\n[[device]]\nid = \"cam\"\nsimulated = true\n",
+    )
+    .unwrap()
+    .config;
+    assert_eq!(
+        c.egress.camera_networks,
+        vec![
+            "10.20.0.0/24".parse::<IpNet>().unwrap(),
+            "fd20::/64".parse().unwrap()
+        ]
+    );
+}
+
+/// `camgate nft` refuses a config whose camera side is unknown; `check`
+/// (and `run`, which shares the validation) only warn, where there is
+/// something to confine.
+#[test]
+fn an_unknown_camera_side_is_a_warning() {
+    let cam = "[[device]]\nid = \"cam\"\nhost = \"10.20.0.11\"\n[device.streams]\nmain = \"/a\"\n";
+    let side_warnings = |text: &str| -> Vec<String> {
+        load_text(text)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .warnings
+            .iter()
+            .filter(|w| w.path == "egress.camera_networks")
+            .map(ToString::to_string)
+            .collect()
+    };
+    let w = side_warnings(cam);
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(
+        w[0].contains("neither egress.camera_networks nor egress.camera_interface"),
+        "{w:?}"
+    );
+    let trap_only =
+        "[egress]\ntrap_tcp = \"0.0.0.0:15001\"\n[[device]]\nid = \"demo\"\nsimulated = true\n";
+    assert_eq!(side_warnings(trap_only).len(), 1);
+    assert!(side_warnings("[[device]]\nid = \"demo\"\nsimulated = true\n").is_empty());
+    assert!(side_warnings(&format!("[egress]\ncamera_interface = \"cams0\"\n{cam}")).is_empty());
+    assert!(
+        side_warnings(&format!(
+            "[egress]\ncamera_networks = [\"10.20.0.0/24\"]\n{cam}"
+        ))
+        .is_empty()
+    );
+    // A camera outside every network is named.
+    let w = side_warnings(&format!(
+        "[egress]\ncamera_networks = [\"10.99.0.0/24\"]\n{cam}"
+    ));
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(
+        w[0].contains("camera \"cam\" (10.20.0.11) is in none of these networks"),
+        "{w:?}"
+    );
 }

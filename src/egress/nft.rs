@@ -1,16 +1,33 @@
 //! `camgate nft`: the nftables ruleset that makes camgate the cameras' only
-//! way out, rendered from the inventory. Cameras may reach camgate's DNS
-//! sinkhole and trap and the site NTP servers, nothing else: their DNS is
-//! redirected to the sinkhole whatever resolver they were given, their
-//! other TCP redirected to the trap, their other UDP tproxied to it, and
-//! everything else they send dropped; nothing is forwarded to them;
-//! camgate's own connections to them (RTSP, HTTP) are answered.
+//! way out, rendered from the inventory and the camera side
+//! (`egress.camera_interface`, `egress.camera_networks`).
+//!
+//! Inventoried cameras may reach camgate's DNS sinkhole and trap and the
+//! site NTP servers, nothing else: their DNS is redirected to the sinkhole
+//! whatever resolver they were given, their other TCP redirected to the
+//! trap, their other UDP tproxied to it, and everything else they send
+//! dropped; camgate's own connections to them (RTSP, HTTP) are answered.
+//! Every other host on the camera side (a camera that changed its address,
+//! one speaking IPv6, anything plugged in) reaches nothing, camgate
+//! included, IPv6 neighbour discovery excepted; nothing is routed to the
+//! camera side. Each drop has a counter (`nft list table inet camgate`).
+//!
+//! The camera side is what fails closed, so `render` refuses to guess it:
+//! without an interface or a network of a family, that family's side is
+//! unknown and camgate routes none of it (with networks only, a strict
+//! reverse-path check ties a routed packet's source to the interface it
+//! came in on). What nft cannot see (which MAC sent a packet) is the
+//! switch's job; see the README.
 //!
 //! The ruleset lives in its own table (`inet camgate`) and replaces it
-//! atomically when applied with `nft -f`.
+//! atomically when applied with `nft -f`. An `accept` here does not
+//! override another table's `drop` (each base chain decides on its own),
+//! so the host's own firewall still applies.
 
 use std::fmt::Write as _;
 use std::net::IpAddr;
+
+use ipnet::IpNet;
 
 use crate::config::Config;
 
@@ -20,14 +37,32 @@ pub const TPROXY_MARK: u32 = 0xca7e;
 /// Routing table of that rule.
 pub const TPROXY_TABLE: u32 = 202;
 
+/// What `render` says when the camera side is unknown.
+pub const NO_CAMERA_SIDE: &str = "the camera side is unknown: set egress.camera_networks (the \
+     cameras' networks, e.g. [\"10.20.0.0/24\"]) or egress.camera_interface (the interface facing \
+     them); without one, hosts that are not in the inventory cannot be dropped";
+
 /// The two address families, rendered alike.
 struct Family {
     /// `ip` or `ip6`.
     kw: &'static str,
+    /// `ipv4` or `ipv6` (`meta nfproto`).
+    proto: &'static str,
+    /// `IPv4` or `IPv6`, for comments.
+    name: &'static str,
     /// The set with this family's cameras (`@cameras4`), if any.
-    cameras: Option<String>,
+    cameras: Option<&'static str>,
+    /// The set with this family's camera networks, if any.
+    networks: Option<&'static str>,
     /// The set with this family's NTP servers, if any.
-    ntp: Option<String>,
+    ntp: Option<&'static str>,
+}
+
+/// An inventoried camera: id, address, pulled with RTP over UDP.
+struct Camera<'a> {
+    id: &'a str,
+    ip: IpAddr,
+    rtp_udp: bool,
 }
 
 fn set(name: &str, ty: &str, items: &[String], interval: bool) -> String {
@@ -38,56 +73,128 @@ fn set(name: &str, ty: &str, items: &[String], interval: bool) -> String {
     )
 }
 
-/// Renders the ruleset for `config`.
+fn strings<T: ToString>(items: impl Iterator<Item = T>) -> Vec<String> {
+    items.map(|i| i.to_string()).collect()
+}
+
+/// Renders the ruleset for `config`; fails when the camera side is unknown.
 pub fn render(config: &Config) -> Result<String, String> {
     let e = &config.egress;
-    let cams: Vec<(&str, IpAddr, bool)> = config
+    if e.camera_interface.is_none() && e.camera_networks.is_empty() {
+        return Err(NO_CAMERA_SIDE.into());
+    }
+    let cams: Vec<Camera<'_>> = config
         .devices
         .iter()
         .filter_map(|d| {
-            let udp = matches!(
+            let rtp_udp = matches!(
                 &d.source,
                 crate::config::DeviceSource::Camera(c)
                     if matches!(c.transport, retina::client::Transport::Udp(_))
             );
-            Some((d.id.as_str(), d.camera_host()?, udp))
+            // An IPv4-mapped host is an IPv4 camera on the wire.
+            let ip = d.camera_host()?.to_canonical();
+            Some(Camera {
+                id: d.id.as_str(),
+                ip,
+                rtp_udp,
+            })
         })
         .collect();
-    if cams.is_empty() && e.camera_interface.is_none() {
-        return Err(
-            "no camera in the inventory (every device is simulated) and no egress.camera_interface: nothing to confine".into(),
-        );
-    }
-    let v4: Vec<String> = cams
-        .iter()
-        .filter(|c| c.1.is_ipv4())
-        .map(|c| c.1.to_string())
-        .collect();
-    let v6: Vec<String> = cams
-        .iter()
-        .filter(|c| c.1.is_ipv6())
-        .map(|c| c.1.to_string())
-        .collect();
-    let ntp4: Vec<String> = e
-        .ntp_servers
-        .iter()
-        .filter(|a| a.is_ipv4())
-        .map(ToString::to_string)
-        .collect();
-    let ntp6: Vec<String> = e
-        .ntp_servers
-        .iter()
-        .filter(|a| a.is_ipv6())
-        .map(ToString::to_string)
-        .collect();
+    let v4 = strings(cams.iter().map(|c| c.ip).filter(IpAddr::is_ipv4));
+    let v6 = strings(cams.iter().map(|c| c.ip).filter(IpAddr::is_ipv6));
+    let nets4 = strings(
+        e.camera_networks
+            .iter()
+            .filter(|n| matches!(n, IpNet::V4(_))),
+    );
+    let nets6 = strings(
+        e.camera_networks
+            .iter()
+            .filter(|n| matches!(n, IpNet::V6(_))),
+    );
+    let ntp4 = strings(e.ntp_servers.iter().filter(|a| a.is_ipv4()));
+    let ntp6 = strings(e.ntp_servers.iter().filter(|a| a.is_ipv6()));
+    let fams = [
+        Family {
+            kw: "ip",
+            proto: "ipv4",
+            name: "IPv4",
+            cameras: (!v4.is_empty()).then_some("@cameras4"),
+            networks: (!nets4.is_empty()).then_some("@camnets4"),
+            ntp: (!ntp4.is_empty()).then_some("@ntp4"),
+        },
+        Family {
+            kw: "ip6",
+            proto: "ipv6",
+            name: "IPv6",
+            cameras: (!v6.is_empty()).then_some("@cameras6"),
+            networks: (!nets6.is_empty()).then_some("@camnets6"),
+            ntp: (!ntp6.is_empty()).then_some("@ntp6"),
+        },
+    ];
+    let iface = e.camera_interface.as_deref();
 
+    let mut s = header(config, &cams, &fams);
+    s.push_str("\ntable inet camgate\ndelete table inet camgate\n\ntable inet camgate {\n");
+    for (name, ty, items, interval) in [
+        ("cameras4", "ipv4_addr", &v4, false),
+        ("cameras6", "ipv6_addr", &v6, false),
+        ("camnets4", "ipv4_addr", &nets4, true),
+        ("camnets6", "ipv6_addr", &nets6, true),
+        ("ntp4", "ipv4_addr", &ntp4, false),
+        ("ntp6", "ipv6_addr", &ntp6, false),
+    ] {
+        if !items.is_empty() {
+            s.push_str(&set(name, ty, items, interval));
+        }
+    }
+    prerouting(&mut s, config, &fams);
+    input(&mut s, config, &cams, &fams, iface);
+    forward(&mut s, &fams, iface);
+    s.push_str("}\n");
+    Ok(s)
+}
+
+/// The comment block: where the ruleset came from, the camera side, what
+/// the host needs besides it.
+fn header(config: &Config, cams: &[Camera<'_>], fams: &[Family; 2]) -> String {
+    let e = &config.egress;
     let mut s = String::new();
     let _ = writeln!(
         s,
         "#!/usr/sbin/nft -f\n\
-         # camgate egress containment for {} ({} camera(s){}).\n\
+         # camgate egress containment for {} ({} camera(s)).\n\
          # Generated by `camgate nft`; apply with `nft -f FILE` (replaces table inet camgate).\n\
          #\n\
+         # The camera side (what comes from there and is not an inventoried camera\n\
+         # is dropped, counted; nothing is routed to it):",
+        config.file.display(),
+        cams.len(),
+    );
+    if let Some(i) = &e.camera_interface {
+        let _ = writeln!(s, "#   every host on interface {i}");
+    }
+    for n in &e.camera_networks {
+        let _ = writeln!(s, "#   every source in {n}");
+    }
+    if e.camera_interface.is_none() {
+        let _ = writeln!(
+            s,
+            "# Routed packets must come in on the interface their source is routed through\n\
+             # (strict reverse path): that ties camera_networks to the camera side."
+        );
+        for f in fams.iter().filter(|f| f.networks.is_none()) {
+            let _ = writeln!(
+                s,
+                "# No {n} camera network and no camera_interface: camgate routes no {n}.",
+                n = f.name
+            );
+        }
+    }
+    let _ = writeln!(
+        s,
+        "#\n\
          # camgate must be the cameras' gateway (their default route). Listeners it\n\
          # redirects to: DNS {}, TCP trap {}, UDP trap {}.\n\
          # tproxy needs, once per boot (deploy/nftables/tproxy-routing.sh):\n\
@@ -96,12 +203,6 @@ pub fn render(config: &Config) -> Result<String, String> {
          #   ip -6 rule add fwmark {TPROXY_MARK:#x} lookup {TPROXY_TABLE}\n\
          #   ip -6 route add local ::/0 dev lo table {TPROXY_TABLE}\n\
          # and camgate needs CAP_NET_ADMIN (IP_TRANSPARENT on the UDP trap).",
-        config.file.display(),
-        cams.len(),
-        e.camera_interface
-            .as_deref()
-            .map(|i| format!(", every host on interface {i}"))
-            .unwrap_or_default(),
         config
             .dns
             .listen
@@ -109,54 +210,20 @@ pub fn render(config: &Config) -> Result<String, String> {
         e.trap_tcp.map_or("off".to_string(), |a| a.to_string()),
         e.trap_udp.map_or("off".to_string(), |a| a.to_string()),
     );
-    for (id, ip, _) in &cams {
-        let _ = writeln!(s, "#   camera {id}: {ip}");
+    for c in cams {
+        let _ = writeln!(s, "#   camera {}: {}", c.id, c.ip);
     }
-    s.push_str("\ntable inet camgate\ndelete table inet camgate\n\ntable inet camgate {\n");
-    if !v4.is_empty() {
-        s.push_str(&set("cameras4", "ipv4_addr", &v4, false));
-    }
-    if !v6.is_empty() {
-        s.push_str(&set("cameras6", "ipv6_addr", &v6, false));
-    }
-    if !ntp4.is_empty() {
-        s.push_str(&set("ntp4", "ipv4_addr", &ntp4, false));
-    }
-    if !ntp6.is_empty() {
-        s.push_str(&set("ntp6", "ipv6_addr", &ntp6, false));
-    }
+    s
+}
 
-    let fams = [
-        Family {
-            kw: "ip",
-            cameras: (!v4.is_empty()).then(|| "@cameras4".to_string()),
-            ntp: (!ntp4.is_empty()).then(|| "@ntp4".to_string()),
-        },
-        Family {
-            kw: "ip6",
-            cameras: (!v6.is_empty()).then(|| "@cameras6".to_string()),
-            ntp: (!ntp6.is_empty()).then(|| "@ntp6".to_string()),
-        },
-    ];
-    // How a packet from a camera is recognised: the interface facing them
-    // (every host there, inventoried or not), else the inventory's addresses.
-    let from = |f: &Family| -> Option<String> {
-        match &e.camera_interface {
-            Some(i) => Some(format!("iifname \"{i}\" meta nfproto {}", nfproto(f.kw))),
-            None => f.cameras.as_ref().map(|c| format!("{} saddr {c}", f.kw)),
-        }
-    };
-    let to_cameras = |f: &Family| -> Option<String> {
-        match &e.camera_interface {
-            Some(i) => Some(format!("oifname \"{i}\" meta nfproto {}", nfproto(f.kw))),
-            None => f.cameras.as_ref().map(|c| format!("{} daddr {c}", f.kw)),
-        }
-    };
-
-    // NAT: DNS to the sinkhole, TCP to the trap.
+/// NAT (DNS to the sinkhole, TCP to the trap) and tproxy (UDP to the trap),
+/// for inventoried cameras only: other hosts' packets are dropped later.
+fn prerouting(s: &mut String, config: &Config, fams: &[Family; 2]) {
+    let e = &config.egress;
     s.push_str("\n    chain prerouting_nat {\n        type nat hook prerouting priority dstnat; policy accept;\n");
-    for f in &fams {
-        let Some(cam) = from(f) else { continue };
+    for f in fams {
+        let Some(c) = f.cameras else { continue };
+        let cam = format!("{} saddr {c}", f.kw);
         if let Some(dns) = config.dns.listen {
             let p = dns.port();
             let _ = writeln!(
@@ -175,11 +242,24 @@ pub fn render(config: &Config) -> Result<String, String> {
     }
     s.push_str("    }\n");
 
-    // tproxy: UDP to the trap (NTP to the site servers and DNS excepted).
+    // NTP to the site servers and DNS are not tproxied.
     s.push_str("\n    chain prerouting_mangle {\n        type filter hook prerouting priority mangle; policy accept;\n");
-    for f in &fams {
-        let Some(cam) = from(f) else { continue };
-        if let Some(ntp) = &f.ntp {
+    if e.camera_interface.is_none() {
+        // Without the interface, a source address is all that says "camera
+        // side": a camera that takes an address outside camera_networks
+        // must not be routed as if it came from elsewhere. Only packets to
+        // be routed (unicast, not local) are checked: DHCP and duplicate
+        // address detection to camgate itself come from no address. Here,
+        // not in forward: older kernels take `fib ... oif` in prerouting only.
+        let _ = writeln!(
+            s,
+            "        fib daddr type unicast fib saddr . iif oif missing counter drop comment \"reverse path: routed sources come in where they are routed\""
+        );
+    }
+    for f in fams {
+        let Some(c) = f.cameras else { continue };
+        let cam = format!("{} saddr {c}", f.kw);
+        if let Some(ntp) = f.ntp {
             let _ = writeln!(s, "        {cam} {} daddr {ntp} udp dport 123 return", f.kw);
         }
         if config.dns.listen.is_some() {
@@ -195,62 +275,41 @@ pub fn render(config: &Config) -> Result<String, String> {
         }
     }
     s.push_str("    }\n");
+}
 
-    // Input: what cameras may reach on camgate itself.
+/// What reaches camgate itself: from the camera side, what inventoried
+/// cameras need; from recorders, camgate's listeners.
+fn input(
+    s: &mut String,
+    config: &Config,
+    cams: &[Camera<'_>],
+    fams: &[Family; 2],
+    iface: Option<&str>,
+) {
+    let e = &config.egress;
     s.push_str(
         "\n    chain input {\n        type filter hook input priority filter; policy accept;\n",
     );
-    for f in &fams {
-        let Some(cam) = from(f) else { continue };
+    if let Some(i) = iface {
         let _ = writeln!(
             s,
-            "        {cam} ct state established,related accept comment \"answers to camgate's own RTSP/HTTP connections\""
+            "        iifname \"{i}\" jump from_cameras comment \"the camera side\""
         );
-        if f.kw == "ip6" {
+    }
+    for f in fams {
+        if let Some(n) = f.networks {
+            // Not camgate's own packets to itself (from its address there).
+            let _ = writeln!(s, "        iif != lo {} saddr {n} jump from_cameras", f.kw);
+        }
+    }
+    for f in fams {
+        if let Some(c) = f.cameras {
             let _ = writeln!(
                 s,
-                "        {cam} icmpv6 type {{ nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit }} accept comment \"IPv6 neighbour discovery\""
+                "        {} saddr {c} jump from_cameras comment \"inventoried cameras, wherever they come in\"",
+                f.kw
             );
         }
-        if e.trap_udp.is_some() {
-            let _ = writeln!(s, "        {cam} meta mark {TPROXY_MARK:#x} accept");
-        }
-        let mut tcp_ports = Vec::new();
-        if let Some(d) = config.dns.listen {
-            let _ = writeln!(s, "        {cam} udp dport {} accept", d.port());
-            tcp_ports.push(d.port());
-        }
-        if let Some(t) = e.trap_tcp {
-            tcp_ports.push(t.port());
-        }
-        if let Some(u) = e.trap_udp {
-            let _ = writeln!(s, "        {cam} udp dport {} accept", u.port());
-        }
-        tcp_ports.sort_unstable();
-        tcp_ports.dedup();
-        if !tcp_ports.is_empty() {
-            let ports: Vec<String> = tcp_ports.iter().map(ToString::to_string).collect();
-            let _ = writeln!(
-                s,
-                "        {cam} tcp dport {{ {} }} accept",
-                ports.join(", ")
-            );
-        }
-        // Cameras pulled with RTP over UDP send media to camgate's client ports.
-        for (id, ip, udp) in &cams {
-            let fam_matches = (f.kw == "ip") == ip.is_ipv4();
-            if *udp && fam_matches {
-                let _ = writeln!(
-                    s,
-                    "        {} saddr {ip} meta l4proto udp accept comment \"{id}: RTP over UDP to camgate\"",
-                    f.kw
-                );
-            }
-        }
-        let _ = writeln!(
-            s,
-            "        {cam} drop comment \"nothing else from cameras reaches camgate\""
-        );
     }
     // Recorders: camgate's RTSP, camera API and fronts.
     let mut rec_ports = vec![config.rtsp.listen.port()];
@@ -266,11 +325,10 @@ pub fn render(config: &Config) -> Result<String, String> {
     }
     rec_ports.sort_unstable();
     rec_ports.dedup();
-    let ports: Vec<String> = rec_ports.iter().map(ToString::to_string).collect();
     let _ = writeln!(
         s,
         "        tcp dport {{ {} }} accept comment \"recorders: RTSP, camera API, device fronts\"",
-        ports.join(", ")
+        strings(rec_ports.iter()).join(", ")
     );
     if config.rtsp.udp && config.rtsp.udp_rtp_port != 0 {
         let _ = writeln!(
@@ -282,42 +340,154 @@ pub fn render(config: &Config) -> Result<String, String> {
     }
     s.push_str("    }\n");
 
-    // Forward: cameras route nowhere but to the site NTP servers; nothing
-    // is routed to them.
-    s.push_str(
-        "\n    chain forward {\n        type filter hook forward priority filter; policy accept;\n",
+    // Every packet from the camera side ends here with a verdict.
+    s.push_str("\n    chain from_cameras {\n");
+    // RFC 4861 7.1.1/7.1.2: hop limit 255 proves on-link. Solicitations and
+    // advertisements only: camgate's own link needs them (cameras resolve
+    // camgate, camgate resolves IPv6 cameras); router advertisements and
+    // redirects from cameras are dropped with the rest.
+    let _ = writeln!(
+        s,
+        "        icmpv6 type {{ nd-neighbor-solicit, nd-neighbor-advert }} ip6 hoplimit 255 accept comment \"IPv6 neighbour discovery on camgate's camera link\""
     );
-    for f in &fams {
-        let (Some(cam), Some(to)) = (from(f), to_cameras(f)) else {
-            continue;
-        };
-        if let Some(ntp) = &f.ntp {
-            let _ = writeln!(
-                s,
-                "        {cam} {} daddr {ntp} udp dport 123 accept comment \"site NTP\"",
-                f.kw
-            );
-            let _ = writeln!(
-                s,
-                "        {to} {} saddr {ntp} udp sport 123 ct state established accept",
-                f.kw
-            );
+    for f in fams {
+        match f.cameras {
+            Some(c) => {
+                let _ = writeln!(
+                    s,
+                    "        {} saddr != {c} counter drop comment \"not an inventoried camera\"",
+                    f.kw
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    s,
+                    "        meta nfproto {} counter drop comment \"not an inventoried camera (none is {})\"",
+                    f.proto, f.name
+                );
+            }
         }
+    }
+    let _ = writeln!(
+        s,
+        "        ct state established,related accept comment \"answers to camgate's own RTSP/HTTP connections\""
+    );
+    if e.trap_udp.is_some() {
         let _ = writeln!(
             s,
-            "        {cam} drop comment \"cameras reach nothing else\""
-        );
-        let _ = writeln!(
-            s,
-            "        {to} drop comment \"nothing reaches cameras but camgate\""
+            "        meta mark {TPROXY_MARK:#x} accept comment \"UDP tproxied to the trap\""
         );
     }
-    s.push_str("    }\n}\n");
-    Ok(s)
+    let mut tcp_ports = Vec::new();
+    if let Some(d) = config.dns.listen {
+        let _ = writeln!(s, "        udp dport {} accept", d.port());
+        tcp_ports.push(d.port());
+    }
+    if let Some(t) = e.trap_tcp {
+        tcp_ports.push(t.port());
+    }
+    if let Some(u) = e.trap_udp {
+        let _ = writeln!(s, "        udp dport {} accept", u.port());
+    }
+    tcp_ports.sort_unstable();
+    tcp_ports.dedup();
+    if !tcp_ports.is_empty() {
+        let _ = writeln!(
+            s,
+            "        tcp dport {{ {} }} accept",
+            strings(tcp_ports.iter()).join(", ")
+        );
+    }
+    // Cameras pulled with RTP over UDP send media to camgate's client ports.
+    for c in cams.iter().filter(|c| c.rtp_udp) {
+        let kw = if c.ip.is_ipv4() { "ip" } else { "ip6" };
+        let _ = writeln!(
+            s,
+            "        {kw} saddr {} meta l4proto udp accept comment \"{}: RTP over UDP to camgate\"",
+            c.ip, c.id
+        );
+    }
+    let _ = writeln!(
+        s,
+        "        counter drop comment \"nothing else from cameras reaches camgate\""
+    );
+    s.push_str("    }\n");
 }
 
-fn nfproto(kw: &str) -> &'static str {
-    if kw == "ip" { "ipv4" } else { "ipv6" }
+/// Routing: from the camera side, inventoried cameras to the site NTP
+/// servers and nothing else; to it, nothing but those servers' answers.
+/// A family whose camera side is unknown is not routed at all.
+fn forward(s: &mut String, fams: &[Family; 2], iface: Option<&str>) {
+    s.push_str(
+        "\n    chain forward {\n        type filter hook forward priority filter; policy drop;\n",
+    );
+    let mut from = Vec::new();
+    let mut to = Vec::new();
+    if let Some(i) = iface {
+        from.push(format!("iifname \"{i}\""));
+        to.push(format!("oifname \"{i}\""));
+    }
+    for f in fams {
+        for set in [f.networks, f.cameras].into_iter().flatten() {
+            from.push(format!("{} saddr {set}", f.kw));
+            to.push(format!("{} daddr {set}", f.kw));
+        }
+    }
+    for m in &from {
+        let _ = writeln!(s, "        {m} jump routed_from_cameras");
+    }
+    for m in &to {
+        let _ = writeln!(s, "        {m} jump routed_to_cameras");
+    }
+    for f in fams {
+        if iface.is_some() || f.networks.is_some() {
+            let _ = writeln!(
+                s,
+                "        meta nfproto {} accept comment \"neither from nor to the camera side\"",
+                f.proto
+            );
+        } else {
+            let _ = writeln!(
+                s,
+                "        meta nfproto {} counter drop comment \"the camera side's {n} is unknown: no {n} routed\"",
+                f.proto,
+                n = f.name
+            );
+        }
+    }
+    s.push_str("    }\n");
+
+    s.push_str("\n    chain routed_from_cameras {\n");
+    for f in fams {
+        if let (Some(c), Some(ntp)) = (f.cameras, f.ntp) {
+            let _ = writeln!(
+                s,
+                "        {kw} saddr {c} {kw} daddr {ntp} udp dport 123 accept comment \"site NTP\"",
+                kw = f.kw
+            );
+        }
+    }
+    let _ = writeln!(
+        s,
+        "        counter drop comment \"the camera side reaches nothing else\""
+    );
+    s.push_str("    }\n");
+
+    s.push_str("\n    chain routed_to_cameras {\n");
+    for f in fams {
+        if let (Some(c), Some(ntp)) = (f.cameras, f.ntp) {
+            let _ = writeln!(
+                s,
+                "        {kw} daddr {c} {kw} saddr {ntp} udp sport 123 ct state established accept comment \"site NTP answers\"",
+                kw = f.kw
+            );
+        }
+    }
+    let _ = writeln!(
+        s,
+        "        counter drop comment \"nothing is routed to the camera side\""
+    );
+    s.push_str("    }\n");
 }
 
 #[cfg(test)]
@@ -332,15 +502,32 @@ mod tests {
         [[device]]\nid = \"yard\"\nhost = \"10.20.0.12\"\nrtsp_transport = \"udp\"\n[device.streams]\nmain = \"/a\"\n\
         [[device]]\nid = \"v6\"\nhost = \"fd00::12\"\n[device.streams]\nmain = \"/a\"\n";
 
+    const V4_CAM: &str =
+        "[[device]]\nid = \"a\"\nhost = \"10.20.0.11\"\n[device.streams]\nmain = \"/a\"\n";
+
+    /// The rules of `chain` (its body, up to the closing brace).
+    fn chain<'a>(r: &'a str, chain: &str) -> &'a str {
+        let start = r
+            .find(&format!("    chain {chain} {{\n"))
+            .unwrap_or_else(|| panic!("no chain {chain} in\n{r}"));
+        let body = &r[start..];
+        &body[..body.find("\n    }\n").expect("chain closes")]
+    }
+
     #[test]
     fn renders_the_inventory() {
         let c = cfg(&format!(
             "[dns]\nlisten = \"0.0.0.0:53\"\n[egress]\ntrap_tcp = \"0.0.0.0:15001\"\ntrap_udp = \"0.0.0.0:15002\"\n\
-             ntp_servers = [\"10.0.0.123\"]\n{CAMS}"
+             ntp_servers = [\"10.0.0.123\"]\ncamera_networks = [\"10.20.0.0/24\", \"fd00::/64\"]\n{CAMS}"
         ));
         let r = render(&c).unwrap();
         assert!(r.contains("elements = { 10.20.0.11, 10.20.0.12 }"), "{r}");
         assert!(r.contains("elements = { fd00::12 }"), "{r}");
+        assert!(
+            r.contains("set camnets4 {\n        type ipv4_addr; flags interval;\n        elements = { 10.20.0.0/24 }"),
+            "{r}"
+        );
+        assert!(r.contains("elements = { fd00::/64 }"), "{r}");
         assert!(
             r.contains("ip saddr @cameras4 udp dport 53 redirect to :53"),
             "{r}"
@@ -353,47 +540,187 @@ mod tests {
         );
         assert!(r.contains("tproxy ip to :15002"), "{r}");
         assert!(r.contains("tproxy ip6 to :15002"), "{r}");
+        let from = chain(&r, "routed_from_cameras");
         assert!(
-            r.contains("ip saddr @cameras4 ip daddr @ntp4 udp dport 123 accept"),
+            from.contains("ip saddr @cameras4 ip daddr @ntp4 udp dport 123 accept"),
+            "{r}"
+        );
+        assert!(from.ends_with("counter drop comment \"the camera side reaches nothing else\""));
+        let to = chain(&r, "routed_to_cameras");
+        assert!(
+            to.contains(
+                "ip daddr @cameras4 ip saddr @ntp4 udp sport 123 ct state established accept"
+            ),
+            "{r}"
+        );
+        assert!(to.ends_with("counter drop comment \"nothing is routed to the camera side\""));
+        let cams = chain(&r, "from_cameras");
+        assert!(
+            cams.contains("ip saddr 10.20.0.12 meta l4proto udp accept"),
             "{r}"
         );
         assert!(
-            r.contains("ip saddr 10.20.0.12 meta l4proto udp accept"),
+            !cams.contains("ip saddr 10.20.0.11 meta l4proto udp accept"),
             "{r}"
         );
-        assert!(
-            !r.contains("ip saddr 10.20.0.11 meta l4proto udp accept"),
-            "{r}"
-        );
-        assert!(r.contains("ip daddr @cameras4 drop"), "{r}");
-        assert!(
-            r.contains("tcp dport { 0 } accept") || r.contains("recorders"),
-            "{r}"
-        );
+        assert!(chain(&r, "input").contains("tcp dport { 0 } accept comment \"recorders"));
         assert!(r.starts_with("#!/usr/sbin/nft -f"));
-        // No NTP servers: no NTP rule; no IPv6 camera: no ip6 rules.
-        let c = cfg(
-            "[egress]\ntrap_tcp = \"0.0.0.0:15001\"\n[[device]]\nid = \"a\"\nhost = \"10.20.0.11\"\n[device.streams]\nmain = \"/a\"\n",
-        );
-        let r = render(&c).unwrap();
-        assert!(!r.contains("ntp4"));
-        assert!(!r.contains("ip6 saddr"));
-        assert!(!r.contains("tproxy ip"), "no UDP trap configured: {r}");
-        assert!(r.contains("ip saddr @cameras4 drop"));
-    }
-
-    #[test]
-    fn an_interface_covers_uninventoried_hosts() {
+        // No NTP servers: no NTP rule; no IPv6 camera: no ip6 camera rules.
         let c = cfg(&format!(
-            "[egress]\ntrap_tcp = \"0.0.0.0:15001\"\ncamera_interface = \"cams0\"\n{CAMS}"
+            "[egress]\ntrap_tcp = \"0.0.0.0:15001\"\ncamera_networks = [\"10.20.0.0/24\"]\n{V4_CAM}"
         ));
         let r = render(&c).unwrap();
+        assert!(!r.contains("ntp4"));
+        assert!(!r.contains("ip6 saddr"), "{r}");
+        assert!(!r.contains("tproxy ip"), "no UDP trap configured: {r}");
+        assert!(!chain(&r, "routed_from_cameras").contains("accept"), "{r}");
+    }
+
+    /// The camera side's hosts that are not in the inventory are dropped on
+    /// the way in and when routed, with counters, whichever way the side is
+    /// given; inventoried cameras keep their paths.
+    #[test]
+    fn the_camera_side_fails_closed() {
+        let c = cfg(&format!(
+            "[dns]\nlisten = \"0.0.0.0:53\"\n[egress]\ntrap_tcp = \"0.0.0.0:15001\"\ncamera_networks = [\"10.20.0.0/24\"]\n{V4_CAM}"
+        ));
+        let r = render(&c).unwrap();
+        let input = chain(&r, "input");
+        assert!(input.contains("policy accept;"), "{r}");
         assert!(
-            r.contains("iifname \"cams0\" meta nfproto ipv4 meta l4proto tcp"),
+            input.contains("iif != lo ip saddr @camnets4 jump from_cameras"),
             "{r}"
         );
         assert!(
-            r.contains("oifname \"cams0\" meta nfproto ipv6 drop"),
+            input.contains("ip saddr @cameras4 jump from_cameras"),
+            "{r}"
+        );
+        let cams = chain(&r, "from_cameras");
+        let not_inventoried = cams
+            .find("ip saddr != @cameras4 counter drop comment \"not an inventoried camera\"")
+            .unwrap_or_else(|| panic!("{r}"));
+        // Before anything is accepted, ND excepted.
+        let nd = cams
+            .find("icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } ip6 hoplimit 255 accept")
+            .unwrap_or_else(|| panic!("{r}"));
+        assert!(nd < not_inventoried);
+        let after_nd = nd + cams[nd..].find('\n').unwrap();
+        let first_other_accept = after_nd + cams[after_nd..].find("accept").unwrap();
+        assert!(not_inventoried < first_other_accept, "{r}");
+        assert!(
+            cams.contains("ct state established,related accept"),
+            "camgate's pulls are answered: {r}"
+        );
+        assert!(cams.contains("udp dport 53 accept"), "{r}");
+        assert!(cams.contains("tcp dport { 53, 15001 } accept"), "{r}");
+        assert!(
+            cams.ends_with("counter drop comment \"nothing else from cameras reaches camgate\""),
+            "{r}"
+        );
+        assert!(
+            !cams.contains("nd-router"),
+            "no router discovery from cameras: {r}"
+        );
+        let fwd = chain(&r, "forward");
+        assert!(fwd.contains("policy drop;"), "{r}");
+        for rule in [
+            "ip saddr @camnets4 jump routed_from_cameras",
+            "ip saddr @cameras4 jump routed_from_cameras",
+            "ip daddr @camnets4 jump routed_to_cameras",
+            "ip daddr @cameras4 jump routed_to_cameras",
+            "meta nfproto ipv4 accept comment \"neither from nor to the camera side\"",
+        ] {
+            assert!(fwd.contains(rule), "missing {rule:?} in {r}");
+        }
+        // Jumps before the accept of other traffic.
+        assert!(fwd.find("jump").unwrap() < fwd.find("meta nfproto ipv4 accept").unwrap());
+        // Networks only: the reverse-path check ties sources to interfaces,
+        // for routed packets only.
+        assert!(
+            chain(&r, "prerouting_mangle")
+                .contains("fib daddr type unicast fib saddr . iif oif missing counter drop"),
+            "{r}"
+        );
+        // The redirects are the inventory's alone.
+        assert!(!chain(&r, "prerouting_nat").contains("camnets"), "{r}");
+        assert!(!chain(&r, "prerouting_mangle").contains("camnets"), "{r}");
+    }
+
+    /// An inventory of IPv4 cameras still confines IPv6: with an interface,
+    /// everything from it; with IPv4 networks only, no IPv6 is routed.
+    #[test]
+    fn ipv6_is_confined_with_an_ipv4_only_inventory() {
+        let c = cfg(&format!(
+            "[egress]\ntrap_tcp = \"0.0.0.0:15001\"\ncamera_networks = [\"10.20.0.0/24\"]\n{V4_CAM}"
+        ));
+        let r = render(&c).unwrap();
+        assert!(!r.contains("@cameras6"), "{r}");
+        let fwd = chain(&r, "forward");
+        assert!(
+            fwd.contains("meta nfproto ipv6 counter drop comment \"the camera side's IPv6 is unknown: no IPv6 routed\""),
+            "{r}"
+        );
+        assert!(!fwd.contains("meta nfproto ipv6 accept"), "{r}");
+        assert!(
+            r.contains("# No IPv6 camera network and no camera_interface: camgate routes no IPv6.")
+        );
+        assert!(
+            chain(&r, "from_cameras").contains("meta nfproto ipv6 counter drop comment \"not an inventoried camera (none is IPv6)\""),
+            "{r}"
+        );
+
+        let c = cfg(&format!(
+            "[egress]\ntrap_tcp = \"0.0.0.0:15001\"\ncamera_interface = \"cams0\"\n{V4_CAM}"
+        ));
+        let r = render(&c).unwrap();
+        let fwd = chain(&r, "forward");
+        assert!(fwd.contains("policy drop;"), "{r}");
+        assert!(
+            fwd.contains("iifname \"cams0\" jump routed_from_cameras"),
+            "{r}"
+        );
+        assert!(
+            fwd.contains("oifname \"cams0\" jump routed_to_cameras"),
+            "{r}"
+        );
+        // The interface covers both families: other IPv6 is the host's.
+        assert!(fwd.contains("meta nfproto ipv6 accept"), "{r}");
+        assert!(
+            chain(&r, "input").contains("iifname \"cams0\" jump from_cameras"),
+            "{r}"
+        );
+        assert!(
+            chain(&r, "from_cameras").contains("meta nfproto ipv6 counter drop"),
+            "{r}"
+        );
+        // The interface says where packets come from: no reverse-path check.
+        assert!(!r.contains("fib saddr . iif"), "{r}");
+        assert!(!r.contains("routes no IPv6"), "{r}");
+    }
+
+    /// An IPv4-mapped camera host is an IPv4 camera on the wire.
+    #[test]
+    fn mapped_hosts_are_ipv4() {
+        let c = cfg("[egress]\ncamera_networks = [\"10.20.0.0/24\"]\n\
+             [[device]]\nid = \"m\"\nhost = \"::ffff:10.20.0.13\"\n[device.streams]\nmain = \"/a\"\n");
+        let r = render(&c).unwrap();
+        assert!(r.contains("elements = { 10.20.0.13 }"), "{r}");
+        assert!(!r.contains("ffff"), "{r}");
+    }
+
+    /// With the side known and no camera at all, everything from it is dropped.
+    #[test]
+    fn an_empty_inventory_drops_the_whole_side() {
+        let c = cfg(
+            "[egress]\ncamera_networks = [\"10.20.0.0/24\", \"fd20::/64\"]\n[[device]]\nid = \"demo\"\nsimulated = true\n",
+        );
+        let r = render(&c).unwrap();
+        let cams = chain(&r, "from_cameras");
+        assert!(cams.contains("meta nfproto ipv4 counter drop"), "{r}");
+        assert!(cams.contains("meta nfproto ipv6 counter drop"), "{r}");
+        assert!(!chain(&r, "prerouting_nat").contains("redirect"), "{r}");
+        assert!(
+            chain(&r, "forward").contains("ip6 saddr @camnets6 jump routed_from_cameras"),
             "{r}"
         );
     }
@@ -414,8 +741,13 @@ mod tests {
     }
 
     #[test]
-    fn nothing_to_confine_is_an_error() {
-        let c = cfg("[[device]]\nid = \"demo\"\nsimulated = true\n");
-        assert!(render(&c).unwrap_err().contains("nothing to confine"));
+    fn an_unknown_camera_side_is_an_error() {
+        for extra in [V4_CAM, "[[device]]\nid = \"demo\"\nsimulated = true\n"] {
+            let e = render(&cfg(extra)).unwrap_err();
+            assert!(
+                e.contains("egress.camera_networks") && e.contains("egress.camera_interface"),
+                "{e}"
+            );
+        }
     }
 }

@@ -4,14 +4,23 @@
   netns_tool.py get URL
       Prints the body of an HTTP GET (camgate's admin listener).
   netns_tool.py sink PORTS_TCP PORTS_UDP
-      The 'internet': listens on 0.0.0.0 on each TCP and UDP port (comma
-      separated) and prints one JSON line per connection or datagram that
-      arrives. Prints "ready" once listening.
+      The 'internet': listens on 0.0.0.0 and [::] on each TCP and UDP port
+      (comma separated), and for GRE and SCTP packets (raw sockets, IPv4 and
+      IPv6), and prints one JSON line per connection, datagram or packet
+      that arrives. Prints "ready" once listening.
   netns_tool.py alarm ADDR:PORT
       A recorder's alarm endpoint: answers every connection's first bytes
       with "OK <n bytes>" and prints one JSON line per connection.
   netns_tool.py probes RESOLVER
       The camera's outbound attempts; prints one JSON line per probe.
+  netns_tool.py escape SRC,DST,GW,KINDS ...
+      Attempts from source address SRC (a camera that moved, or speaks
+      IPv6), all at once: KINDS is '+'-separated from tcp (connect to
+      DST:7660), udp (datagrams to DST:8800 and a DNS query to DST:53), raw
+      (a GRE and an SCTP packet to DST), gw (a DNS query to GW:53 and a
+      connection to GW:15001, camgate itself). One JSON line per attempt.
+  netns_tool.py dns SRC SERVER NAME
+      One A query from SRC; prints its rcode and addresses as JSON.
 
 Only the standard library: it runs under any python3.
 """
@@ -36,10 +45,12 @@ def cmd_get(url):
 
 
 def cmd_sink(tcp_ports, udp_ports):
-    def tcp(port):
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    def tcp(port, family):
+        s = socket.socket(family, socket.SOCK_STREAM)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind(("0.0.0.0", port))
+        if family == socket.AF_INET6:
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        s.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", port))
         s.listen(64)
         while True:
             c, peer = s.accept()
@@ -51,15 +62,30 @@ def cmd_sink(tcp_ports, udp_ports):
             out(proto="tcp", port=port, peer=peer[0], dst=c.getsockname()[0], bytes=len(data))
             c.close()
 
-    def udp(port):
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        s.bind(("0.0.0.0", port))
+    def udp(port, family):
+        s = socket.socket(family, socket.SOCK_DGRAM)
+        if family == socket.AF_INET6:
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        s.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", port))
         while True:
             data, peer = s.recvfrom(65535)
             out(proto="udp", port=port, peer=peer[0], bytes=len(data))
 
-    threads = [threading.Thread(target=tcp, args=(int(p),), daemon=True) for p in tcp_ports.split(",") if p]
-    threads += [threading.Thread(target=udp, args=(int(p),), daemon=True) for p in udp_ports.split(",") if p]
+    def raw(proto, family):
+        # A raw socket gets a copy of every packet of its protocol that is
+        # delivered here, whatever the kernel does with it next.
+        s = socket.socket(family, socket.SOCK_RAW, proto)
+        while True:
+            data, peer = s.recvfrom(65535)
+            out(proto="raw%d" % proto, peer=peer[0], bytes=len(data))
+
+    families = (socket.AF_INET, socket.AF_INET6)
+    threads = [threading.Thread(target=tcp, args=(int(p), f), daemon=True)
+               for p in tcp_ports.split(",") if p for f in families]
+    threads += [threading.Thread(target=udp, args=(int(p), f), daemon=True)
+                for p in udp_ports.split(",") if p for f in families]
+    threads += [threading.Thread(target=raw, args=(p, f), daemon=True)
+                for p in (GRE, SCTP) for f in families]
     for t in threads:
         t.start()
     print("ready", flush=True)
@@ -85,14 +111,24 @@ def cmd_alarm(addr):
         c.close()
 
 
-def dns_query(server, name, qtype=1, timeout=3):
+GRE = 47
+SCTP = 132
+
+
+def family_of(addr):
+    return socket.AF_INET6 if ":" in addr else socket.AF_INET
+
+
+def dns_query(server, name, qtype=1, timeout=3, src=None):
     """One A (1) or AAAA (28) query over UDP: (rcode, [addresses])."""
     qid = random.randrange(65536)
     q = struct.pack(">HHHHHH", qid, 0x0100, 1, 0, 0, 0)
     for label in name.rstrip(".").split("."):
         q += bytes([len(label)]) + label.encode()
     q += b"\x00" + struct.pack(">HH", qtype, 1)
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s = socket.socket(family_of(server), socket.SOCK_DGRAM)
+    if src:
+        s.bind((src, 0))
     s.settimeout(timeout)
     s.sendto(q, (server, 53))
     try:
@@ -131,10 +167,11 @@ def dns_query(server, name, qtype=1, timeout=3):
     return (names.get(rcode, str(rcode)), addrs)
 
 
-def tcp_attempt(host, port, payload=b"", tls_name=None, timeout=5):
+def tcp_attempt(host, port, payload=b"", tls_name=None, timeout=5, src=None):
     """Connects and sends; reports whether anything came back."""
     try:
-        s = socket.create_connection((host, port), timeout=timeout)
+        s = socket.create_connection((host, port), timeout=timeout,
+                                     source_address=(src, 0) if src else None)
     except OSError as e:
         return "connect-failed: %s" % e.__class__.__name__
     try:
@@ -194,9 +231,70 @@ def cmd_probes(resolver):
         result=tcp_attempt("10.30.0.5", 8089, b"POST /alarm HTTP/1.1\r\n\r\nmotion"))
 
 
+def escape_attempts(src, dst, gw, kinds):
+    """The attempts of one `escape` spec, as (what, function) pairs."""
+    def udp(port, payload):
+        def send():
+            s = socket.socket(family_of(dst), socket.SOCK_DGRAM)
+            s.bind((src, 0))
+            s.sendto(payload, (dst, port))
+            return "sent"
+        return send
+
+    def raw(proto):
+        def send():
+            s = socket.socket(family_of(dst), socket.SOCK_RAW, proto)
+            s.bind((src, 0))
+            s.sendto(b"\x00\x00\x08\x00escape-probe", (dst, 0))
+            return "sent"
+        return send
+
+    attempts = []
+    if "tcp" in kinds:
+        attempts.append(("tcp:7660", lambda: tcp_attempt(dst, 7660, b"ISUP", timeout=2, src=src)))
+    if "udp" in kinds:
+        attempts.append(("udp:8800", udp(8800, b"DHGET /probe/p2psrv")))
+        attempts.append(("dns", lambda: dns_query(dst, "dev.hik-connect.com", timeout=2, src=src)[0]))
+    if "raw" in kinds:
+        attempts.append(("gre", raw(GRE)))
+        attempts.append(("sctp", raw(SCTP)))
+    if "gw" in kinds:
+        attempts.append(("gw-dns", lambda: dns_query(gw, "dev.hik-connect.com", timeout=2, src=src)[0]))
+        attempts.append(("gw-tcp:15001", lambda: tcp_attempt(gw, 15001, b"x", timeout=2, src=src)))
+    return attempts
+
+
+def cmd_escape(*specs):
+    lock = threading.Lock()
+
+    def run(src, dst, what, fn):
+        try:
+            res = fn()
+        except OSError as e:
+            res = "error: %s" % e
+        with lock:
+            out(probe="escape", src=src, dst=dst, what=what, result=res)
+
+    threads = []
+    for spec in specs:
+        src, dst, gw, kinds = spec.split(",")
+        for what, fn in escape_attempts(src, dst, gw, kinds.split("+")):
+            threads.append(threading.Thread(target=run, args=(src, dst, what, fn)))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+def cmd_dns(src, server, name):
+    rcode, addrs = dns_query(server, name, timeout=3, src=src)
+    out(probe="dns", src=src, name=name, rcode=rcode, addrs=addrs)
+
+
 def main():
     cmd, args = sys.argv[1], sys.argv[2:]
-    {"get": cmd_get, "sink": cmd_sink, "alarm": cmd_alarm, "probes": cmd_probes}[cmd](*args)
+    {"get": cmd_get, "sink": cmd_sink, "alarm": cmd_alarm, "probes": cmd_probes,
+     "escape": cmd_escape, "dns": cmd_dns}[cmd](*args)
 
 
 if __name__ == "__main__":
