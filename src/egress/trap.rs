@@ -607,6 +607,56 @@ mod tests {
         assert_eq!(c.vendor_category.as_deref(), Some("upgrade"));
     }
 
+    /// A camera (127.0.0.1, allowed to `dst`) forwarding to a destination
+    /// that accepts and never reads: once the buffers are full, camgate
+    /// gives up after the write timeout, not the (hour-long) idle timeout.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_forwarded_connection_whose_destination_stops_reading_is_closed() {
+        let dest = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let dst = dest.local_addr().unwrap();
+        let c = crate::config::tests_support::config_with(&format!(
+            "[egress]\nforward_write_timeout_secs = 1\nforward_idle_timeout_secs = 3600\n\
+             [[egress.allow]]\ndevices = [\"cam\"]\nto = \"{dst}\"\n\
+             [[device]]\nid = \"cam\"\nhost = \"127.0.0.1\"\n[device.streams]\nmain = \"/x\"\n"
+        ));
+        let metrics = Metrics::new();
+        let trap = Trap::new(c.egress.clone(), Arc::new(Book::new(&c, None)), metrics);
+        let holder = tokio::spawn(async move {
+            let (s, _) = dest.accept().await.unwrap();
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            drop(s);
+        });
+        // The camera's connection as the trap accepted it.
+        let front = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut camera = TcpStream::connect(front.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (accepted, peer) = front.accept().await.unwrap();
+        assert!(trap.allowed(peer.ip(), dst));
+        let t = std::time::Instant::now();
+        let fwd = tokio::spawn(async move { forward(&trap, accepted, peer, dst).await });
+        let writer = tokio::spawn(async move {
+            let chunk = vec![0x55u8; 64 << 10];
+            let mut sent = 0usize;
+            while camera.write_all(&chunk).await.is_ok() {
+                sent += chunk.len();
+            }
+            sent
+        });
+        tokio::time::timeout(Duration::from_secs(30), fwd)
+            .await
+            .expect("the forward ended at the write timeout")
+            .unwrap();
+        assert!(t.elapsed() >= Duration::from_secs(1), "{:?}", t.elapsed());
+        // The camera learns: its writes fail once camgate closed.
+        let sent = tokio::time::timeout(Duration::from_secs(30), writer)
+            .await
+            .expect("the camera's writes failed")
+            .unwrap();
+        assert!(sent > 64 << 10, "{sent}");
+        holder.abort();
+    }
+
     fn sniff_tests_client_hello(name: &str) -> Vec<u8> {
         super::super::sniff::test_support::client_hello(name)
     }
