@@ -407,3 +407,95 @@ async fn idle_dns_tcp_connections_are_closed() {
     assert!(t.elapsed() >= Duration::from_millis(500));
     assert!(app.stop().await);
 }
+
+/// One HTTP response's head, its body read and dropped (by Content-Length).
+async fn read_http(s: &mut TcpStream) -> Option<String> {
+    let head = read_response(s).await?;
+    let len: usize = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length: ")?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0);
+    let mut body = vec![0; len];
+    s.read_exact(&mut body).await.ok()?;
+    Some(head)
+}
+
+/// camgate with the camera API proxy on a path-based listener (the
+/// shipped policy files beside the config).
+async fn spawn_http(http: &str) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy");
+    std::fs::create_dir_all(&policy).unwrap();
+    for f in ["common.toml", "onvif.toml", "hikvision.toml", "dahua.toml"] {
+        std::fs::copy(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("config/policy")
+                .join(f),
+            policy.join(f),
+        )
+        .unwrap();
+    }
+    let config = format!(
+        "{}\n[http]\nlisten = \"127.0.0.1:0\"\n{http}\n[[device]]\nid = \"demo\"\nsimulated = true\n",
+        base_config("")
+    );
+    spawn_app_in(dir, &config, &[]).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_camera_api_listener_caps_unauthenticated_clients() {
+    let app = spawn_http(
+        "max_unauthenticated_connections = 8\nmax_unauthenticated_per_address = 3\nunauthenticated_timeout_secs = 2",
+    )
+    .await;
+    let api = app.http[0];
+    let mut flood = Vec::new();
+    for _ in 0..10 {
+        flood.push(connect_from("127.0.0.2", api).await);
+    }
+    let (refused, held) = sort(flood, Duration::from_millis(1000)).await;
+    assert_eq!(held.len(), 3);
+    assert_eq!(refused.len(), 7);
+    for r in &refused {
+        assert!(
+            r.starts_with(b"HTTP/1.1 503"),
+            "{:?}",
+            String::from_utf8_lossy(r)
+        );
+    }
+    // Another address is served meanwhile.
+    let mut s = connect_from("127.0.0.3", api).await;
+    s.write_all(b"GET /demo/ISAPI/System/deviceInfo HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let head = read_http(&mut s).await.expect("an answer");
+    assert!(head.starts_with("HTTP/1.1 401"), "{head}");
+    // Unauthenticated requests on a kept-alive connection do not keep it
+    // past the deadline (2 s from accept).
+    let t = std::time::Instant::now();
+    let closed_after = loop {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        if s.write_all(b"GET /demo/ISAPI/System/deviceInfo HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .is_err()
+        {
+            break t.elapsed();
+        }
+        match read_http(&mut s).await {
+            Some(head) => assert!(head.starts_with("HTTP/1.1 401"), "{head}"),
+            None => break t.elapsed(),
+        }
+        assert!(t.elapsed() < Duration::from_secs(15), "never closed");
+    };
+    assert!(closed_after < Duration::from_secs(10), "{closed_after:?}");
+    // The flood's silent connections are gone too.
+    let (closed, _) = sort(held, Duration::from_secs(5)).await;
+    assert_eq!(closed.len(), 3);
+    assert!(app.stop().await);
+}
