@@ -33,7 +33,9 @@ pub struct RtspSection {
     pub max_unauthenticated_connections: Option<usize>,
     /// Most unauthenticated connections from one address (IPv6: one /64);
     /// an authenticated connection no longer counts, so an NVR with one
-    /// connection per channel never meets it. Default `16`.
+    /// connection per channel never meets it once authenticated; the cap
+    /// only bounds how many it may open at the same instant (a 32-channel
+    /// NVR reconnecting every channel at once). Default `32`.
     pub max_unauthenticated_per_address: usize,
     /// A connection that has not authenticated this long after it was
     /// accepted is closed; requests (`OPTIONS`) do not extend it. Default `10`.
@@ -68,7 +70,7 @@ impl Default for RtspSection {
             udp_rtp_port: 8000,
             max_connections: 1024,
             max_unauthenticated_connections: None,
-            max_unauthenticated_per_address: 16,
+            max_unauthenticated_per_address: 32,
             unauthenticated_timeout_secs: 10,
             max_request_bytes: 8192,
             max_payload_bytes: 1400,
@@ -189,7 +191,7 @@ pub struct HttpSection {
     /// `[rtsp]`). Default: a quarter of `max_connections` (at least 1).
     pub max_unauthenticated_connections: Option<usize>,
     /// Most unauthenticated connections from one address (IPv6: one /64).
-    /// Default `16`.
+    /// Default `32`.
     pub max_unauthenticated_per_address: usize,
     /// A connection without an authenticated request this long after it
     /// was accepted is closed; the request headers must arrive within it
@@ -221,7 +223,7 @@ impl Default for HttpSection {
             stream_idle_timeout_secs: 120,
             max_connections: 1024,
             max_unauthenticated_connections: None,
-            max_unauthenticated_per_address: 16,
+            max_unauthenticated_per_address: 32,
             unauthenticated_timeout_secs: 10,
             tls_cert: None,
             tls_key: None,

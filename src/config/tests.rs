@@ -286,7 +286,7 @@ fn connection_limits_default_and_validate() {
     let base = "[[recorder]]\nname = \"a\"\nusername = \"a\"\npassword = \"x\"\n";
     let c = load_text(base).unwrap().config;
     assert_eq!(c.rtsp.max_unauthenticated(), 256, "a quarter of 1024");
-    assert_eq!(c.rtsp.max_unauthenticated_per_address, 16);
+    assert_eq!(c.rtsp.max_unauthenticated_per_address, 32);
     assert_eq!(c.rtsp.unauthenticated_timeout_secs, 10);
     assert_eq!(c.http.max_connections, 1024);
     assert_eq!(c.http.max_unauthenticated(), 256);
