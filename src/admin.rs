@@ -1,8 +1,9 @@
 //! The admin listener: `/metrics`, `/healthz`, `/readyz`, the JSON API
 //! (`/api/v1/devices`, `/api/v1/devices/{id}`) and the status page at `/`.
 //!
-//! Served with hyper's HTTP/1 connection builder (a header timeout and a
-//! connection cap bound slow or idle clients) around an axum router. It
+//! Served with hyper's HTTP/1 connection builder (a header timeout bounds
+//! slow or idle clients) around an axum router, on a
+//! [`crate::listener::Listener`] (a connection cap, and a cap per address). It
 //! binds to loopback unless configured otherwise: it shows the inventory.
 
 pub mod page;
@@ -19,21 +20,22 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{debug, warn};
+use tracing::debug;
 
 use crate::config::is_label_safe;
+use crate::config::schema::AdminSection;
 use crate::devices::Registry;
+use crate::listener::{ConnGuard, Limits, Listener, refuse_with};
 use crate::metrics::Metrics;
-use crate::ratelimit::LogLimiter;
 use crate::rtsp::server::Server as RtspServer;
 use crate::status;
 
-/// Concurrent admin connections; more wait in the listen backlog.
-const MAX_CONNECTIONS: usize = 256;
+/// What a refused client is told before the connection closes.
+const REFUSED: &[u8] =
+    b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
 /// A request's headers must arrive within this.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -61,37 +63,31 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .with_state(state)
 }
 
+/// The admin listener's limits. It has no authentication (yet), so every
+/// connection counts as unauthenticated, with generous caps and no
+/// deadline: a Prometheus server keeps its connection between scrapes, and
+/// hyper's header timeout already closes idle ones.
+pub fn limits(cfg: &AdminSection) -> Limits {
+    Limits {
+        max_connections: cfg.max_connections,
+        max_unauthenticated: cfg.max_connections,
+        max_unauthenticated_per_address: cfg.max_connections_per_address,
+        unauthenticated_timeout: None,
+        ipv6_prefix: 64,
+    }
+}
+
 /// Serves `router` on `listener` until `cancel`.
 pub async fn serve(
-    listener: TcpListener,
+    listener: Listener,
     router: Router,
     cancel: CancellationToken,
     tracker: TaskTracker,
 ) {
-    let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    static ACCEPT_ERR: LogLimiter = LogLimiter::new(10);
-    loop {
-        let permit = tokio::select! {
-            _ = cancel.cancelled() => return,
-            p = limit.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
-        };
-        let accepted = tokio::select! {
-            _ = cancel.cancelled() => return,
-            r = listener.accept() => r,
-        };
-        let (stream, peer) = match accepted {
-            Ok(x) => x,
-            Err(e) => {
-                if let Some(suppressed) = ACCEPT_ERR.allow() {
-                    warn!(error = %e, suppressed, "admin accept failed");
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
+    let serve = move |stream: TcpStream, guard: ConnGuard| {
         let svc = TowerToHyperService::new(router.clone());
-        let cancel = cancel.clone();
-        tracker.spawn(async move {
+        async move {
+            let peer = guard.peer();
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_TIMEOUT)
@@ -99,14 +95,16 @@ pub async fn serve(
             tokio::pin!(conn);
             tokio::select! {
                 r = conn.as_mut() => if let Err(e) = r { debug!(%peer, error = %e, "admin connection") },
-                _ = cancel.cancelled() => {
+                _ = guard.closed() => {
                     conn.as_mut().graceful_shutdown();
                     let _ = tokio::time::timeout(Duration::from_secs(2), conn).await;
                 }
             }
-            drop(permit);
-        });
-    }
+        }
+    };
+    listener
+        .run(cancel, tracker, serve, refuse_with(REFUSED))
+        .await;
 }
 
 fn bad_request(msg: String) -> Response {

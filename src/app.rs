@@ -11,8 +11,6 @@ use tracing::{Instrument, info, info_span, warn};
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use tokio::net::TcpListener;
-
 use std::collections::HashMap;
 
 use crate::admin::{self, AdminState};
@@ -24,6 +22,7 @@ use crate::http::{
     self,
     proxy::{DeviceApi, Mode, Proxy},
 };
+use crate::listener::{Listener, Pool};
 use crate::media::publisher::Publisher;
 use crate::metrics::Metrics;
 use crate::rtsp;
@@ -89,9 +88,6 @@ pub struct Running {
     tracker: TaskTracker,
 }
 
-/// A DNS-over-TCP connection idle this long is closed.
-const DNS_TCP_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// How often stream rates (bitrate, fps) are sampled.
 const RATE_INTERVAL: Duration = Duration::from_secs(2);
 
@@ -102,13 +98,16 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let metrics = Metrics::new();
     let registry = Arc::new(Registry::new(&config, &metrics));
 
-    let admin_listener = TcpListener::bind(config.admin.listen)
-        .await
-        .map_err(|source| StartError::BindAdmin {
-            addr: config.admin.listen,
-            source,
-        })?;
-    let admin_addr = admin_listener.local_addr().unwrap_or(config.admin.listen);
+    let admin_listener = Listener::bind(
+        config.admin.listen,
+        Pool::new("admin", admin::limits(&config.admin), &metrics),
+    )
+    .await
+    .map_err(|e| StartError::BindAdmin {
+        addr: e.addr,
+        source: e.source,
+    })?;
+    let admin_addr = admin_listener.local_addr();
     let auth = Arc::new(Authenticator::new(&config.recorders, config.auth_settings()));
     let fronts: Vec<(SocketAddr, crate::config::DeviceId)> = config
         .devices
@@ -304,19 +303,33 @@ async fn start_dns(
             source,
         })?;
     let addr = udp.local_addr().unwrap_or(listen);
-    let tcp = TcpListener::bind(addr)
+    let pool = Pool::new("dns", egress::dns_tcp::limits(&config.dns), metrics);
+    let tcp = Listener::bind(addr, pool)
         .await
-        .map_err(|source| StartError::BindDns { addr, source })?;
-    let handler = egress::dns::Handler::new(
-        config.dns.clone(),
-        config.egress.categories.clone(),
-        book.clone(),
-        metrics.clone(),
-    )
-    .map_err(StartError::Dns)?;
-    let mut server = hickory_server::Server::new(handler);
+        .map_err(|e| StartError::BindDns {
+            addr: e.addr,
+            source: e.source,
+        })?;
+    let handler = Arc::new(
+        egress::dns::Handler::new(
+            config.dns.clone(),
+            config.egress.categories.clone(),
+            book.clone(),
+            metrics.clone(),
+        )
+        .map_err(StartError::Dns)?,
+    );
+    // UDP on hickory's server; TCP on camgate's listener (caps per pool
+    // and per camera), both answered by the same handler.
+    let mut server = hickory_server::Server::new(egress::dns::Shared(handler.clone()));
     server.register_socket(udp);
-    server.register_listener(tcp, DNS_TCP_TIMEOUT, 32);
+    tracker.spawn(egress::dns_tcp::serve(
+        tcp,
+        handler,
+        config.dns.tcp_idle_timeout,
+        cancel.child_token(),
+        tracker.clone(),
+    ));
     let cancel = cancel.child_token();
     tracker.spawn(async move {
         tokio::select! {
@@ -347,12 +360,15 @@ async fn start_trap(
         return Ok((None, None));
     }
     let trap = egress::trap::Trap::new(e.clone(), book.clone(), metrics.clone());
+    // IPv4 and IPv6 listeners share the slots.
+    let pool = Pool::new("trap", egress::trap::limits(e), metrics);
     let mut tcp_addr = None;
     if let Some(addr) = e.trap_tcp {
         let l = egress::trap::bind_tcp(addr)
             .await
             .map_err(|source| StartError::BindTrap { addr, source })?;
-        let bound = l.local_addr().unwrap_or(addr);
+        let l = Listener::from_tcp(l, pool.clone(), addr);
+        let bound = l.local_addr();
         tcp_addr = Some(bound);
         tracker.spawn(egress::trap::serve_tcp(
             l,
@@ -364,7 +380,7 @@ async fn start_trap(
             match egress::trap::bind_tcp(v6).await {
                 Ok(l) => {
                     tracker.spawn(egress::trap::serve_tcp(
-                        l,
+                        Listener::from_tcp(l, pool.clone(), v6),
                         trap.clone(),
                         cancel.child_token(),
                         tracker.clone(),
@@ -458,14 +474,22 @@ async fn start_http(
         _ => None,
     };
     let mut addrs = Vec::new();
-    let bind = |addr: SocketAddr| async move {
-        TcpListener::bind(addr)
-            .await
-            .map_err(|source| StartError::BindHttp { addr, source })
+    // One pool for every camera API listener: a device's fronts share the caps.
+    let pool = Pool::new("http", http::server::limits(&config.http), metrics);
+    let bind = |addr: SocketAddr| {
+        let pool = pool.clone();
+        async move {
+            Listener::bind(addr, pool)
+                .await
+                .map_err(|e| StartError::BindHttp {
+                    addr: e.addr,
+                    source: e.source,
+                })
+        }
     };
     if let Some(addr) = config.http.listen {
         let l = bind(addr).await?;
-        addrs.push(l.local_addr().unwrap_or(addr));
+        addrs.push(l.local_addr());
         tracker.spawn(http::server::serve(
             l,
             proxy.clone(),
@@ -481,10 +505,7 @@ async fn start_http(
         };
         let api = devices[d.config.id.as_str()].clone();
         let l = bind(SocketAddr::new(front, config.fronts.http_port)).await?;
-        addrs.push(
-            l.local_addr()
-                .unwrap_or(SocketAddr::new(front, config.fronts.http_port)),
-        );
+        addrs.push(l.local_addr());
         let mode = Mode::Front {
             device: api.clone(),
             rtsp_port: config.fronts.rtsp_port,
@@ -501,7 +522,7 @@ async fn start_http(
         if let Some(acceptor) = &tls {
             let addr = SocketAddr::new(front, config.fronts.https_port);
             let l = bind(addr).await?;
-            addrs.push(l.local_addr().unwrap_or(addr));
+            addrs.push(l.local_addr());
             let mode = Mode::Front {
                 device: api,
                 rtsp_port: config.fronts.rtsp_port,

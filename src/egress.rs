@@ -7,6 +7,7 @@
 pub mod book;
 pub mod categories;
 pub mod dns;
+pub mod dns_tcp;
 pub mod nft;
 pub mod sniff;
 pub mod trap;

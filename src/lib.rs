@@ -18,6 +18,7 @@
 //! - [`inspect`]: codec facts, sanitizing, change detection, fingerprinting; [`inventory`]: the removal inventory command.
 //! - [`app`]: the composition root; [`cli`], [`telemetry`], [`summary`]: the binary's pieces.
 //! - [`auth`]: recorder authentication (Basic, Digest, WS-Security) for RTSP and HTTP.
+//! - [`listener`]: the one TCP listener every server uses (accept loop, connection caps per pool and per source, deadlines).
 //! - [`ratelimit`]: rate limits for log lines that could repeat; [`sys`]: process limits.
 //!
 //! Non-goals: recording, transcoding, RTSP 2.0, multicast, and any path by
@@ -36,6 +37,7 @@ pub mod egress;
 pub mod http;
 pub mod inspect;
 pub mod inventory;
+pub mod listener;
 pub mod media;
 pub mod metrics;
 pub mod ratelimit;

@@ -48,6 +48,10 @@ pub const NAMES: &[&str] = &[
     "camgate_inspect_stripped_bytes_total",
     "camgate_inspect_events_total",
     "camgate_device_vendor_mismatch",
+    "camgate_connections",
+    "camgate_connections_unauthenticated",
+    "camgate_connections_refused_total",
+    "camgate_connections_closed_total",
     "process_cpu_seconds_total",
     "process_resident_memory_bytes",
     "process_virtual_memory_bytes",
@@ -189,6 +193,17 @@ struct UpstreamErrorLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ListenerLabels {
+    listener: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ListenerReasonLabels {
+    listener: &'static str,
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct AuthLabels {
     protocol: &'static str,
     reason: &'static str,
@@ -282,6 +297,10 @@ pub struct Metrics {
     stripped_bytes: Family<StripLabels, Counter>,
     inspect_events: Family<InspectEventLabels, Counter>,
     vendor_mismatch: Family<DeviceLabels, Gauge>,
+    connections: Family<ListenerLabels, Gauge>,
+    connections_unauthenticated: Family<ListenerLabels, Gauge>,
+    connections_refused: Family<ListenerReasonLabels, Counter>,
+    connections_closed: Family<ListenerReasonLabels, Counter>,
     /// The current `device_info` labels per device (replaced when
     /// fingerprinting learns more, so each device keeps one series).
     device_labels: Arc<Mutex<HashMap<String, DeviceInfoLabels>>>,
@@ -445,6 +464,30 @@ impl Metrics {
             "1 when the fingerprinted vendor differs from the configured one",
             Declared(vendor_mismatch.clone()),
         );
+        let connections = Family::<ListenerLabels, Gauge>::default();
+        r.register(
+            "connections",
+            "Connections held by a listener pool (rtsp, http, admin, dns, trap)",
+            Declared(connections.clone()),
+        );
+        let connections_unauthenticated = Family::<ListenerLabels, Gauge>::default();
+        r.register(
+            "connections_unauthenticated",
+            "Connections held by a listener pool that have not authenticated (yet)",
+            Declared(connections_unauthenticated.clone()),
+        );
+        let connections_refused = Family::<ListenerReasonLabels, Counter>::default();
+        r.register(
+            "connections_refused",
+            "Connections refused at accept: capacity (max_connections), per_address (the source's unauthenticated cap), unauthenticated (the unauthenticated share is full)",
+            Declared(connections_refused.clone()),
+        );
+        let connections_closed = Family::<ListenerReasonLabels, Counter>::default();
+        r.register(
+            "connections_closed",
+            "Connections camgate closed to enforce a limit: evicted (made room for another source's unauthenticated connection), unauthenticated_timeout",
+            Declared(connections_closed.clone()),
+        );
         build_info
             .get_or_create(&VersionLabels {
                 version: env!("CARGO_PKG_VERSION").to_string(),
@@ -475,6 +518,10 @@ impl Metrics {
             stripped_bytes,
             inspect_events,
             vendor_mismatch,
+            connections,
+            connections_unauthenticated,
+            connections_refused,
+            connections_closed,
             device_labels: Arc::default(),
         }
     }
@@ -666,6 +713,27 @@ impl Metrics {
             .inc();
     }
 
+    /// Resolves the handles of one listener pool (`listener`: `rtsp`,
+    /// `http`, `admin`, `dns`, `trap`).
+    pub fn listener(&self, listener: &'static str) -> ListenerMetrics {
+        let reason = |reason| ListenerReasonLabels { listener, reason };
+        let l = ListenerLabels { listener };
+        ListenerMetrics {
+            refused: crate::listener::Refusal::ALL.map(|r| {
+                self.connections_refused
+                    .get_or_create_owned(&reason(r.as_str()))
+            }),
+            evicted: self
+                .connections_closed
+                .get_or_create_owned(&reason("evicted")),
+            timed_out: self
+                .connections_closed
+                .get_or_create_owned(&reason("unauthenticated_timeout")),
+            open: self.connections.get_or_create_owned(&l),
+            unauthenticated: self.connections_unauthenticated.get_or_create_owned(&l),
+        }
+    }
+
     /// The registry (for tests that inspect it).
     pub fn registry(&self) -> &Registry {
         &self.registry
@@ -776,6 +844,21 @@ impl StreamMetrics {
             dropped_too_slow: drop_counter("too_slow"),
         }
     }
+}
+
+/// One listener pool's pre-resolved handles.
+#[derive(Debug, Clone)]
+pub struct ListenerMetrics {
+    /// By [`crate::listener::Refusal::index`].
+    pub refused: [Counter; 3],
+    /// Unauthenticated connections evicted for another source's.
+    pub evicted: Counter,
+    /// Connections closed at the unauthenticated deadline.
+    pub timed_out: Counter,
+    /// Connections held.
+    pub open: Gauge,
+    /// Unauthenticated connections held.
+    pub unauthenticated: Gauge,
 }
 
 /// A playing recorder session's handles; decrements the session gauge when

@@ -53,6 +53,11 @@ pub struct DnsConfig {
     pub sinkhole: Sinkhole,
     pub ttl_secs: u32,
     pub upstream_timeout: Duration,
+    /// DNS-over-TCP connections held at once, and per source address.
+    pub tcp_max_connections: usize,
+    pub tcp_max_connections_per_address: usize,
+    /// A DNS-over-TCP connection idle this long is closed.
+    pub tcp_idle_timeout: Duration,
 }
 
 /// A `[[egress.allow]]` rule.
@@ -70,15 +75,23 @@ pub struct EgressConfig {
     pub trap_udp: Option<SocketAddr>,
     pub peek_timeout: Duration,
     pub max_connections: usize,
+    /// Trapped connections one source address (a camera) may hold.
+    pub max_connections_per_device: usize,
     pub ntp_servers: Vec<IpAddr>,
     pub camera_interface: Option<String>,
     /// The camera side's networks, validated: network addresses (no host
     /// bits), none inside another.
     pub camera_networks: Vec<IpNet>,
     pub forward_idle_timeout: Duration,
+    /// A forwarded connection whose peer does not take bytes this long is closed.
+    pub forward_write_timeout: Duration,
     pub allow: Vec<EgressAllow>,
     pub categories: Arc<Categories>,
 }
+
+/// `egress.max_connections_per_device` when not set (at most
+/// `max_connections`).
+const DEFAULT_PER_DEVICE: usize = 64;
 
 /// A DNS name as configured: lower case, no final dot, RFC 1035 lengths,
 /// letters, digits, `-` and `_`.
@@ -169,6 +182,20 @@ impl Checker<'_> {
         if !(1..=60).contains(&s.upstream_timeout_secs) {
             self.problem("dns.upstream_timeout_secs", "must be between 1 and 60");
         }
+        if !(1..=65_536).contains(&s.tcp_max_connections) {
+            self.problem("dns.tcp_max_connections", "must be between 1 and 65536");
+        }
+        if s.tcp_max_connections_per_address == 0
+            || s.tcp_max_connections_per_address > s.tcp_max_connections
+        {
+            self.problem(
+                "dns.tcp_max_connections_per_address",
+                "must be between 1 and dns.tcp_max_connections",
+            );
+        }
+        if !(1..=3600).contains(&s.tcp_idle_timeout_secs) {
+            self.problem("dns.tcp_idle_timeout_secs", "must be between 1 and 3600");
+        }
         if self.problems.len() > before {
             return None;
         }
@@ -180,6 +207,9 @@ impl Checker<'_> {
             sinkhole: sinkhole?,
             ttl_secs: s.ttl_secs,
             upstream_timeout: Duration::from_secs(s.upstream_timeout_secs),
+            tcp_max_connections: s.tcp_max_connections,
+            tcp_max_connections_per_address: s.tcp_max_connections_per_address,
+            tcp_idle_timeout: Duration::from_secs(s.tcp_idle_timeout_secs),
         })
     }
 
@@ -221,6 +251,21 @@ impl Checker<'_> {
         }
         if !(1..=65_536).contains(&s.max_connections) {
             self.problem("egress.max_connections", "must be between 1 and 65536");
+        }
+        let per_device = s
+            .max_connections_per_device
+            .unwrap_or(DEFAULT_PER_DEVICE.min(s.max_connections));
+        if per_device == 0 || per_device > s.max_connections {
+            self.problem(
+                "egress.max_connections_per_device",
+                "must be between 1 and egress.max_connections",
+            );
+        }
+        if !(1..=3600).contains(&s.forward_write_timeout_secs) {
+            self.problem(
+                "egress.forward_write_timeout_secs",
+                "must be between 1 and 3600",
+            );
         }
         if let Some(i) = &s.camera_interface
             && (i.is_empty()
@@ -276,10 +321,12 @@ impl Checker<'_> {
             trap_udp: s.trap_udp,
             peek_timeout: Duration::from_secs(s.peek_timeout_secs),
             max_connections: s.max_connections,
+            max_connections_per_device: per_device,
             ntp_servers: s.ntp_servers.clone(),
             camera_interface: s.camera_interface.clone(),
             camera_networks,
             forward_idle_timeout: Duration::from_secs(s.forward_idle_timeout_secs),
+            forward_write_timeout: Duration::from_secs(s.forward_write_timeout_secs),
             allow,
             categories: Arc::new(categories?),
         })

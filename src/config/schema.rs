@@ -21,8 +21,25 @@ pub struct RtspSection {
     /// UDP port camgate sends RTP from (RTCP uses the next port). `0` picks a
     /// free pair at start. Default `8000`.
     pub udp_rtp_port: u16,
-    /// Most simultaneous recorder connections; more are refused. Default `1024`.
+    /// Most simultaneous recorder connections, on the main listener and
+    /// every device front together; more are refused (503). Default `1024`.
     pub max_connections: usize,
+    /// Most simultaneous connections that have not authenticated yet (a
+    /// share of `max_connections`, so authenticated recorders always have
+    /// the rest). When full, a newcomer evicts the oldest unauthenticated
+    /// connection of the address holding the most, if it holds at least
+    /// two more than the newcomer's. Default: a quarter of
+    /// `max_connections` (at least 1).
+    pub max_unauthenticated_connections: Option<usize>,
+    /// Most unauthenticated connections from one address (IPv6: one /64);
+    /// an authenticated connection no longer counts, so an NVR with one
+    /// connection per channel never meets it once authenticated; the cap
+    /// only bounds how many it may open at the same instant (a 32-channel
+    /// NVR reconnecting every channel at once). Default `32`.
+    pub max_unauthenticated_per_address: usize,
+    /// A connection that has not authenticated this long after it was
+    /// accepted is closed; requests (`OPTIONS`) do not extend it. Default `10`.
+    pub unauthenticated_timeout_secs: u64,
     /// Largest request (request line + headers + body) a recorder may send, in
     /// bytes; larger requests get 400 and the connection is closed. Default `8192`.
     pub max_request_bytes: usize,
@@ -52,6 +69,9 @@ impl Default for RtspSection {
             udp: true,
             udp_rtp_port: 8000,
             max_connections: 1024,
+            max_unauthenticated_connections: None,
+            max_unauthenticated_per_address: 32,
+            unauthenticated_timeout_secs: 10,
             max_request_bytes: 8192,
             max_payload_bytes: 1400,
             session_timeout_secs: 60,
@@ -61,6 +81,19 @@ impl Default for RtspSection {
             gop_cache_max_bytes: 16 << 20,
         }
     }
+}
+
+impl RtspSection {
+    /// `max_unauthenticated_connections`, or its default.
+    pub fn max_unauthenticated(&self) -> usize {
+        unauthenticated_share(self.max_unauthenticated_connections, self.max_connections)
+    }
+}
+
+/// An explicit unauthenticated share, or a quarter of `max_connections`
+/// (at least 1).
+fn unauthenticated_share(explicit: Option<usize>, max_connections: usize) -> usize {
+    explicit.unwrap_or((max_connections / 4).max(1))
 }
 
 /// `[inspect]`: looking inside what camgate relays and at the cameras
@@ -159,6 +192,19 @@ pub struct HttpSection {
     pub timeout_secs: u64,
     /// A long-lived event stream silent this long is closed. Default `120`.
     pub stream_idle_timeout_secs: u64,
+    /// Most simultaneous connections on every camera API listener together
+    /// (path-based and each device front, HTTP and HTTPS). Default `1024`.
+    pub max_connections: usize,
+    /// Most simultaneous connections that have not authenticated yet (see
+    /// `[rtsp]`). Default: a quarter of `max_connections` (at least 1).
+    pub max_unauthenticated_connections: Option<usize>,
+    /// Most unauthenticated connections from one address (IPv6: one /64).
+    /// Default `32`.
+    pub max_unauthenticated_per_address: usize,
+    /// A connection without an authenticated request this long after it
+    /// was accepted is closed; the request headers must arrive within it
+    /// too. Default `10`.
+    pub unauthenticated_timeout_secs: u64,
     /// Certificate chain (PEM) for HTTPS on device fronts.
     pub tls_cert: Option<String>,
     /// Private key (PEM) for `tls_cert`.
@@ -185,9 +231,20 @@ impl Default for HttpSection {
             max_response_bytes: 8 << 20,
             timeout_secs: 15,
             stream_idle_timeout_secs: 120,
+            max_connections: 1024,
+            max_unauthenticated_connections: None,
+            max_unauthenticated_per_address: 32,
+            unauthenticated_timeout_secs: 10,
             tls_cert: None,
             tls_key: None,
         }
+    }
+}
+
+impl HttpSection {
+    /// `max_unauthenticated_connections`, or its default.
+    pub fn max_unauthenticated(&self) -> usize {
+        unauthenticated_share(self.max_unauthenticated_connections, self.max_connections)
     }
 }
 
@@ -240,6 +297,15 @@ pub struct DnsSection {
     pub ttl_secs: u32,
     /// How long an upstream lookup may take. Default `3`.
     pub upstream_timeout_secs: u64,
+    /// Most simultaneous DNS-over-TCP connections. Default `256`.
+    pub tcp_max_connections: usize,
+    /// Most simultaneous DNS-over-TCP connections from one address (IPv6
+    /// addresses each count on their own: a camera is its address).
+    /// Default `16`.
+    pub tcp_max_connections_per_address: usize,
+    /// A DNS-over-TCP connection that sends no complete query for this
+    /// long (or does not read its answer) is closed. Default `10`.
+    pub tcp_idle_timeout_secs: u64,
 }
 
 impl Default for DnsSection {
@@ -253,6 +319,9 @@ impl Default for DnsSection {
             trap_pool: "198.18.0.0/16".into(),
             ttl_secs: 60,
             upstream_timeout_secs: 3,
+            tcp_max_connections: 256,
+            tcp_max_connections_per_address: 16,
+            tcp_idle_timeout_secs: 10,
         }
     }
 }
@@ -282,6 +351,11 @@ pub struct EgressSection {
     /// forwarded); beyond it, new ones are classified by port and closed at
     /// once. Default `1024`.
     pub max_connections: usize,
+    /// Trapped connections one camera (one source address) may hold at
+    /// once, so one camera cannot take every slot; beyond it, its new ones
+    /// are classified by port and closed at once. Default `64` (at most
+    /// `max_connections`).
+    pub max_connections_per_device: Option<usize>,
     /// Site NTP servers cameras may reach on UDP 123 (rendered by `camgate
     /// nft`; camgate serves no NTP).
     pub ntp_servers: Vec<IpAddr>,
@@ -299,6 +373,9 @@ pub struct EgressSection {
     pub categories: Option<String>,
     /// A forwarded connection idle this long is closed. Default `300`.
     pub forward_idle_timeout_secs: u64,
+    /// A forwarded connection whose peer (either side) does not take bytes
+    /// for this long is closed. Default `30`.
+    pub forward_write_timeout_secs: u64,
     /// Connections the trap forwards instead of dropping.
     pub allow: Vec<EgressAllowEntry>,
 }
@@ -310,11 +387,13 @@ impl Default for EgressSection {
             trap_udp: None,
             peek_timeout_secs: 3,
             max_connections: 1024,
+            max_connections_per_device: None,
             ntp_servers: Vec::new(),
             camera_interface: None,
             camera_networks: Vec::new(),
             categories: None,
             forward_idle_timeout_secs: 300,
+            forward_write_timeout_secs: 30,
             allow: Vec::new(),
         }
     }
@@ -339,12 +418,20 @@ pub struct EgressAllowEntry {
 pub struct AdminSection {
     /// Address of `/metrics`, `/healthz`, `/readyz`. Default `127.0.0.1:9559`.
     pub listen: SocketAddr,
+    /// Most simultaneous admin connections. Default `256`.
+    pub max_connections: usize,
+    /// Most simultaneous admin connections from one address (IPv6: one
+    /// /64). The admin listener has no authentication, so every connection
+    /// counts. Default `32`.
+    pub max_connections_per_address: usize,
 }
 
 impl Default for AdminSection {
     fn default() -> Self {
         AdminSection {
             listen: SocketAddr::from(([127, 0, 0, 1], 9559)),
+            max_connections: 256,
+            max_connections_per_address: 32,
         }
     }
 }

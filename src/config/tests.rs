@@ -112,6 +112,20 @@ fn shipped_demo_documents_every_key() {
         "tls_fingerprint",
         "camera_networks",
         "camera_interface",
+        "max_unauthenticated_connections",
+        "max_unauthenticated_per_address",
+        "unauthenticated_timeout_secs",
+        "max_connections_per_address",
+        "tcp_max_connections",
+        "tcp_max_connections_per_address",
+        "tcp_idle_timeout_secs",
+        "max_connections_per_device",
+        "forward_write_timeout_secs",
+        "max_unauthenticated_body_bytes",
+        "unauthenticated_body_budget_bytes",
+        "nonce_lifetime_secs",
+        "ws_created_skew_secs",
+        "cleartext_auth",
     ] {
         assert!(
             text.contains(&format!("{key} ="))
@@ -269,6 +283,75 @@ simulated = true
         "recorder[1].name: duplicate",
         "recorder[1].username: duplicate",
         "device[1].id: duplicate",
+    ] {
+        assert!(joined.contains(expect), "missing {expect:?} in\n{joined}");
+    }
+}
+
+#[test]
+fn connection_limits_default_and_validate() {
+    let base = "[[recorder]]\nname = \"a\"\nusername = \"a\"\npassword = \"x\"\n";
+    let c = load_text(base).unwrap().config;
+    assert_eq!(c.rtsp.max_unauthenticated(), 256, "a quarter of 1024");
+    assert_eq!(c.rtsp.max_unauthenticated_per_address, 32);
+    assert_eq!(c.rtsp.unauthenticated_timeout_secs, 10);
+    assert_eq!(c.http.max_connections, 1024);
+    assert_eq!(c.http.max_unauthenticated(), 256);
+    assert_eq!(c.admin.max_connections, 256);
+    assert_eq!(c.admin.max_connections_per_address, 32);
+    assert_eq!(c.dns.tcp_max_connections, 256);
+    assert_eq!(c.dns.tcp_max_connections_per_address, 16);
+    assert_eq!(c.egress.max_connections_per_device, 64);
+    assert_eq!(c.egress.forward_write_timeout.as_secs(), 30);
+    // A small pool keeps working (defaults follow it).
+    let c = load_text(&format!(
+        "[rtsp]\nmax_connections = 2\n[egress]\nmax_connections = 8\n{base}"
+    ))
+    .unwrap()
+    .config;
+    assert_eq!(c.rtsp.max_unauthenticated(), 1);
+    assert_eq!(c.egress.max_connections_per_device, 8);
+    let mut p = problems(&format!(
+        r#"
+[rtsp]
+max_connections = 10
+max_unauthenticated_connections = 11
+max_unauthenticated_per_address = 0
+unauthenticated_timeout_secs = 0
+[http]
+max_connections = 0
+unauthenticated_timeout_secs = 7200
+[admin]
+max_connections = 4
+max_connections_per_address = 5
+{base}"#
+    ));
+    // [dns] and [egress] are checked on their own (a bad one stops the
+    // range checks above), so in a second file.
+    p.extend(problems(&format!(
+        r#"
+[dns]
+tcp_max_connections = 0
+tcp_idle_timeout_secs = 0
+[egress]
+max_connections = 8
+max_connections_per_device = 9
+forward_write_timeout_secs = 0
+{base}"#
+    )));
+    let joined = p.join("\n");
+    for expect in [
+        "rtsp.max_unauthenticated_connections",
+        "rtsp.max_unauthenticated_per_address",
+        "rtsp.unauthenticated_timeout_secs",
+        "http.max_connections",
+        "http.unauthenticated_timeout_secs",
+        "admin.max_connections_per_address",
+        "dns.tcp_max_connections",
+        "dns.tcp_max_connections_per_address",
+        "dns.tcp_idle_timeout_secs",
+        "egress.max_connections_per_device",
+        "egress.forward_write_timeout_secs",
     ] {
         assert!(joined.contains(expect), "missing {expect:?} in\n{joined}");
     }

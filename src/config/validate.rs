@@ -67,6 +67,61 @@ impl Checker<'_> {
         if !(1..=3600).contains(&cfg.auth.ws_created_skew_secs) {
             self.problem("auth.ws_created_skew_secs", "must be between 1 and 3600");
         }
+        if h.max_connections == 0 {
+            self.problem("http.max_connections", "must be at least 1");
+        }
+        for (section, explicit, max) in [
+            ("rtsp", r.max_unauthenticated_connections, r.max_connections),
+            ("http", h.max_unauthenticated_connections, h.max_connections),
+        ] {
+            if let Some(n) = explicit
+                && (n == 0 || n > max)
+            {
+                self.problem(
+                    format!("{section}.max_unauthenticated_connections"),
+                    format!("must be between 1 and {section}.max_connections (leave it out for a quarter of it)"),
+                );
+            }
+        }
+        for (key, v) in [
+            (
+                "rtsp.max_unauthenticated_per_address",
+                r.max_unauthenticated_per_address,
+            ),
+            (
+                "http.max_unauthenticated_per_address",
+                h.max_unauthenticated_per_address,
+            ),
+            ("admin.max_connections", cfg.admin.max_connections),
+            (
+                "admin.max_connections_per_address",
+                cfg.admin.max_connections_per_address,
+            ),
+        ] {
+            if v == 0 {
+                self.problem(key, "must be at least 1");
+            }
+        }
+        if cfg.admin.max_connections_per_address > cfg.admin.max_connections {
+            self.problem(
+                "admin.max_connections_per_address",
+                "must not exceed admin.max_connections",
+            );
+        }
+        for (key, v) in [
+            (
+                "rtsp.unauthenticated_timeout_secs",
+                r.unauthenticated_timeout_secs,
+            ),
+            (
+                "http.unauthenticated_timeout_secs",
+                h.unauthenticated_timeout_secs,
+            ),
+        ] {
+            if !(1..=3600).contains(&v) {
+                self.problem(key, "must be between 1 and 3600");
+            }
+        }
         if cfg.inspect.probe_interval_secs < 60 {
             self.problem("inspect.probe_interval_secs", "must be at least 60");
         }

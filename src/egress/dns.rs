@@ -293,6 +293,23 @@ impl RequestHandler for Handler {
     }
 }
 
+/// The handler shared by hickory's UDP server and camgate's own TCP
+/// listener ([`super::dns_tcp`]).
+pub struct Shared(pub Arc<Handler>);
+
+#[async_trait::async_trait]
+impl RequestHandler for Shared {
+    async fn handle_request<R: ResponseHandler, T: Time>(
+        &self,
+        request: &Request,
+        response_handle: R,
+    ) -> ResponseInfo {
+        self.0
+            .handle_request::<R, T>(request, response_handle)
+            .await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

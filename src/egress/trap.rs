@@ -6,9 +6,13 @@
 //! no byte goes out, unless an `[[egress.allow]]` rule names the
 //! destination, in which case the connection is forwarded and counted.
 //!
-//! Bounded: connections held at once (`egress.max_connections`; beyond,
-//! new ones are classified by port and reset at once), bytes read per
-//! attempt, the wait for first bytes; logs are rate-limited.
+//! Bounded: connections held at once (`egress.max_connections`) and per
+//! camera (`egress.max_connections_per_device`, so one camera cannot hold
+//! every slot), on a [`crate::listener::Pool`] shared by the IPv4 and IPv6
+//! listeners; beyond either, new ones are classified by port and reset at
+//! once. Also bounded: bytes read per attempt, the wait for first bytes,
+//! and on forwarded connections idleness and each write (a peer that stops
+//! reading is closed); logs are rate-limited.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -18,7 +22,6 @@ use std::time::Duration;
 use socket2::SockRef;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
@@ -27,6 +30,7 @@ use super::book::{Book, canonical};
 use super::categories::{Categories, Proto};
 use super::sniff::{self, Kind};
 use crate::config::EgressConfig;
+use crate::listener::{ConnGuard, Limits, Listener};
 use crate::metrics::Metrics;
 use crate::ratelimit::LogLimiter;
 
@@ -104,18 +108,25 @@ pub struct Trap {
     cfg: EgressConfig,
     book: Arc<Book>,
     metrics: Metrics,
-    slots: Arc<Semaphore>,
+}
+
+/// The TCP trap's connection limits: every connection counts as
+/// unauthenticated for its whole life, so the per-source cap is the
+/// per-device cap (a camera is its address: IPv6 sources are not grouped).
+pub fn limits(cfg: &EgressConfig) -> Limits {
+    Limits {
+        max_connections: cfg.max_connections,
+        max_unauthenticated: cfg.max_connections,
+        max_unauthenticated_per_address: cfg.max_connections_per_device,
+        unauthenticated_timeout: None,
+        ipv6_prefix: 128,
+    }
 }
 
 impl Trap {
+    /// The trap's shared state.
     pub fn new(cfg: EgressConfig, book: Arc<Book>, metrics: Metrics) -> Arc<Trap> {
-        let slots = Arc::new(Semaphore::new(cfg.max_connections));
-        Arc::new(Trap {
-            cfg,
-            book,
-            metrics,
-            slots,
-        })
+        Arc::new(Trap { cfg, book, metrics })
     }
 
     fn categories(&self) -> &Categories {
@@ -195,44 +206,32 @@ pub fn ipv6_twin(addr: SocketAddr) -> Option<SocketAddr> {
 
 /// Serves the TCP trap until `cancel`.
 pub async fn serve_tcp(
-    listener: TcpListener,
+    listener: Listener,
     trap: Arc<Trap>,
     cancel: CancellationToken,
     tracker: TaskTracker,
 ) {
-    static ACCEPT: LogLimiter = LogLimiter::new(10);
-    loop {
-        let (stream, peer) = tokio::select! {
-            _ = cancel.cancelled() => return,
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    if let Some(suppressed) = ACCEPT.allow() {
-                        warn!(error = %e, suppressed, "egress trap accept failed");
-                    }
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let peer = SocketAddr::new(canonical(peer.ip()), peer.port());
-        let dst = original_dst(&stream);
-        let Ok(permit) = trap.slots.clone().try_acquire_owned() else {
-            // Over capacity: judged by port and name alone, reset at once.
-            trap.blocked(peer, dst, Proto::Tcp, &[], 0);
-            reset(stream);
-            continue;
-        };
-        let trap = trap.clone();
-        let cancel = cancel.clone();
-        tracker.spawn(async move {
-            let _permit = permit;
+    let t = trap.clone();
+    let serve = move |stream: TcpStream, guard: ConnGuard| {
+        let trap = t.clone();
+        async move {
+            let peer = guard.peer();
+            let peer = SocketAddr::new(canonical(peer.ip()), peer.port());
+            let dst = original_dst(&stream);
             tokio::select! {
-                _ = cancel.cancelled() => {}
+                _ = guard.closed() => {}
                 _ = handle_tcp(&trap, stream, peer, dst) => {}
             }
-        });
-    }
+        }
+    };
+    // Over a cap: judged by port and name alone, reset at once.
+    let refuse = move |stream: TcpStream, peer: SocketAddr, _| {
+        let peer = SocketAddr::new(canonical(peer.ip()), peer.port());
+        let dst = original_dst(&stream);
+        trap.blocked(peer, dst, Proto::Tcp, &[], 0);
+        reset(stream);
+    };
+    listener.run(cancel, tracker, serve, refuse).await;
 }
 
 /// The destination the camera asked for: `SO_ORIGINAL_DST` after a
@@ -310,18 +309,29 @@ async fn forward(trap: &Trap, camera: TcpStream, peer: SocketAddr, dst: SocketAd
     trap.metrics
         .egress_attempt(&device, "tcp", SITE, "forwarded", 0);
     let counter = trap.metrics.egress_bytes(&device, "tcp", SITE);
-    let sent = pipe(camera, upstream, trap.cfg.forward_idle_timeout, &counter).await;
+    let sent = pipe(
+        camera,
+        upstream,
+        trap.cfg.forward_idle_timeout,
+        trap.cfg.forward_write_timeout,
+        &counter,
+    )
+    .await;
     trap.book.attempt(
         &device,
         Book::stamp("tcp", dst, SITE, None, None, "forwarded", sent),
     );
 }
 
-/// Copies both ways; returns the bytes the camera sent.
+/// Copies both ways until both sides closed, the connection is idle for
+/// `idle`, or a side does not take bytes for `write` (a peer that stops
+/// reading would otherwise hold the slot forever: the copy waits on its
+/// write and never sees the idle timer). Returns the bytes the camera sent.
 async fn pipe(
     a: TcpStream,
     b: TcpStream,
     idle: Duration,
+    write: Duration,
     counter: &prometheus_client::metrics::counter::Counter,
 ) -> u64 {
     let (mut ar, mut aw) = a.into_split();
@@ -332,23 +342,47 @@ async fn pipe(
     while a_open || b_open {
         tokio::select! {
             r = ar.read(&mut abuf), if a_open => match r {
-                Ok(0) | Err(_) => { a_open = false; let _ = bw.shutdown().await; }
+                Ok(0) | Err(_) => {
+                    a_open = false;
+                    let _ = tokio::time::timeout(write, bw.shutdown()).await;
+                }
                 Ok(n) => {
-                    if bw.write_all(&abuf[..n]).await.is_err() { break; }
+                    if !matches!(tokio::time::timeout(write, bw.write_all(&abuf[..n])).await, Ok(Ok(()))) {
+                        stalled("destination");
+                        break;
+                    }
                     from_camera += n as u64;
                     counter.inc_by(n as u64);
                 }
             },
             r = br.read(&mut bbuf), if b_open => match r {
-                Ok(0) | Err(_) => { b_open = false; let _ = aw.shutdown().await; }
+                Ok(0) | Err(_) => {
+                    b_open = false;
+                    let _ = tokio::time::timeout(write, aw.shutdown()).await;
+                }
                 Ok(n) => {
-                    if aw.write_all(&bbuf[..n]).await.is_err() { break; }
+                    if !matches!(tokio::time::timeout(write, aw.write_all(&bbuf[..n])).await, Ok(Ok(()))) {
+                        stalled("camera");
+                        break;
+                    }
                 }
             },
             _ = tokio::time::sleep(idle) => break,
         }
     }
     from_camera
+}
+
+/// Logs (rate-limited) a forwarded connection closed because `side` did
+/// not take bytes (or failed) within the write timeout.
+fn stalled(side: &'static str) {
+    static STALLED: LogLimiter = LogLimiter::new(10);
+    if let Some(suppressed) = STALLED.allow() {
+        info!(
+            side,
+            suppressed, "forwarded egress connection closed: a side stopped reading"
+        );
+    }
 }
 
 /// Binds the UDP trap: `IP_TRANSPARENT` (so tproxied datagrams for any
@@ -571,6 +605,56 @@ mod tests {
             b"GET /fw/upgrade/IPC.dav HTTP/1.1\r\n\r\n",
         );
         assert_eq!(c.vendor_category.as_deref(), Some("upgrade"));
+    }
+
+    /// A camera (127.0.0.1, allowed to `dst`) forwarding to a destination
+    /// that accepts and never reads: once the buffers are full, camgate
+    /// gives up after the write timeout, not the (hour-long) idle timeout.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_forwarded_connection_whose_destination_stops_reading_is_closed() {
+        let dest = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let dst = dest.local_addr().unwrap();
+        let c = crate::config::tests_support::config_with(&format!(
+            "[egress]\nforward_write_timeout_secs = 1\nforward_idle_timeout_secs = 3600\n\
+             [[egress.allow]]\ndevices = [\"cam\"]\nto = \"{dst}\"\n\
+             [[device]]\nid = \"cam\"\nhost = \"127.0.0.1\"\n[device.streams]\nmain = \"/x\"\n"
+        ));
+        let metrics = Metrics::new();
+        let trap = Trap::new(c.egress.clone(), Arc::new(Book::new(&c, None)), metrics);
+        let holder = tokio::spawn(async move {
+            let (s, _) = dest.accept().await.unwrap();
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            drop(s);
+        });
+        // The camera's connection as the trap accepted it.
+        let front = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut camera = TcpStream::connect(front.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (accepted, peer) = front.accept().await.unwrap();
+        assert!(trap.allowed(peer.ip(), dst));
+        let t = std::time::Instant::now();
+        let fwd = tokio::spawn(async move { forward(&trap, accepted, peer, dst).await });
+        let writer = tokio::spawn(async move {
+            let chunk = vec![0x55u8; 64 << 10];
+            let mut sent = 0usize;
+            while camera.write_all(&chunk).await.is_ok() {
+                sent += chunk.len();
+            }
+            sent
+        });
+        tokio::time::timeout(Duration::from_secs(30), fwd)
+            .await
+            .expect("the forward ended at the write timeout")
+            .unwrap();
+        assert!(t.elapsed() >= Duration::from_secs(1), "{:?}", t.elapsed());
+        // The camera learns: its writes fail once camgate closed.
+        let sent = tokio::time::timeout(Duration::from_secs(30), writer)
+            .await
+            .expect("the camera's writes failed")
+            .unwrap();
+        assert!(sent > 64 << 10, "{sent}");
+        holder.abort();
     }
 
     fn sniff_tests_client_hello(name: &str) -> Vec<u8> {

@@ -258,6 +258,11 @@ impl Proxy {
             }
         }
         if let Some(rec) = &recorder {
+            // The connection has proved who it is: it leaves its address's
+            // unauthenticated count and its pre-authentication deadline.
+            if let Some(h) = parts.extensions.get::<crate::listener::AuthHandle>() {
+                h.authenticated();
+            }
             if !rec.devices.contains(&dev) {
                 self.metrics
                     .auth_failure("http", AuthFailure::DeviceNotAllowed);

@@ -25,6 +25,7 @@ use super::{sdp, udp};
 use crate::auth::{Outcome, Presented};
 use crate::config::Recorder;
 use crate::devices::{DeviceEntry, StreamEntry};
+use crate::listener::ConnGuard;
 use crate::media::hub::FrameKind;
 use crate::metrics::AuthFailure;
 use crate::ratelimit::LogLimiter;
@@ -68,15 +69,22 @@ struct Conn {
     sessions: Vec<Arc<Session>>,
     tx: mpsc::Sender<WriterMsg>,
     tracker: TaskTracker,
+    /// The connection's hold on the listener pool: marked authenticated
+    /// once a recorder proves who it is.
+    guard: ConnGuard,
 }
 
-/// Serves one connection until it closes or `cancel` fires.
+/// Serves one connection until it closes, `cancel` fires, or its guard
+/// says so (eviction, the unauthenticated deadline, which requests do not
+/// extend).
+#[allow(clippy::too_many_arguments)] // one call site, in the listener
 pub async fn serve(
     server: Arc<Server>,
     stream: TcpStream,
     peer: SocketAddr,
     id: u64,
     front: Option<crate::config::DeviceId>,
+    guard: ConnGuard,
     cancel: CancellationToken,
     tracker: TaskTracker,
 ) {
@@ -97,6 +105,7 @@ pub async fn serve(
         sessions: Vec::new(),
         tx,
         tracker,
+        guard: guard.clone(),
     };
     let max = server.cfg.max_request_bytes;
     let idle = Duration::from_secs(server.cfg.session_timeout_secs);
@@ -149,6 +158,10 @@ pub async fn serve(
         };
         tokio::select! {
             _ = conn_cancel.cancelled() => break,
+            ended = guard.closed() => {
+                debug!(?ended, "closing connection: listener limit");
+                break;
+            }
             _ = sleep => {
                 debug!("closing idle connection");
                 break;
@@ -322,6 +335,7 @@ impl Conn {
             }
         };
         self.recorder = Some(recorder.clone());
+        self.guard.authenticated();
         Ok(recorder)
     }
 

@@ -1,17 +1,17 @@
-//! The recorder-facing RTSP listener: accept loop with a connection cap,
-//! the UDP socket pair, and the sweeper that ends silent UDP sessions.
+//! The recorder-facing RTSP listeners (main and device fronts, one
+//! [`crate::listener::Pool`] for all: connection caps, per-address caps on
+//! unauthenticated recorders, their deadline), the UDP socket pair, and the
+//! sweeper that ends silent UDP sessions.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{Instrument, debug, info, info_span, warn};
+use tracing::{Instrument, debug, info, info_span};
 
 use super::conn;
 use super::session::Sessions;
@@ -20,8 +20,8 @@ use crate::auth::Authenticator;
 use crate::config::DeviceId;
 use crate::config::schema::RtspSection;
 use crate::devices::Registry;
+use crate::listener::{ConnGuard, Limits, Listener, Pool, refuse_with};
 use crate::metrics::Metrics;
-use crate::ratelimit::LogLimiter;
 
 /// State shared by every connection.
 pub struct Server {
@@ -35,6 +35,7 @@ pub struct Server {
 }
 
 impl Server {
+    /// A fresh connection id (for logs and session ownership).
     pub fn next_conn_id(&self) -> u64 {
         self.next_conn.fetch_add(1, Ordering::Relaxed)
     }
@@ -43,8 +44,23 @@ impl Server {
 /// A bound, not yet running, RTSP server.
 pub struct Bound {
     server: Arc<Server>,
-    /// The main listener first, then device fronts (with their device).
-    listeners: Vec<(TcpListener, Option<DeviceId>)>,
+    /// The main listener first, then device fronts (with their device). All
+    /// count against one pool: `max_connections` covers them together.
+    listeners: Vec<(Listener, Option<DeviceId>)>,
+}
+
+/// What a refused recorder is told before the connection closes.
+const REFUSED: &[u8] = b"RTSP/1.0 503 Service Unavailable\r\nServer: camgate\r\n\r\n";
+
+/// The connection limits of `cfg`: recorders are grouped per IPv6 /64.
+pub fn limits(cfg: &RtspSection) -> Limits {
+    Limits {
+        max_connections: cfg.max_connections,
+        max_unauthenticated: cfg.max_unauthenticated(),
+        max_unauthenticated_per_address: cfg.max_unauthenticated_per_address,
+        unauthenticated_timeout: Some(Duration::from_secs(cfg.unauthenticated_timeout_secs)),
+        ipv6_prefix: 64,
+    }
 }
 
 /// Binds the TCP listeners (main and device fronts) and the UDP pair when UDP
@@ -56,11 +72,12 @@ pub async fn bind(
     auth: Arc<Authenticator>,
     metrics: Metrics,
 ) -> Result<Bound, (SocketAddr, std::io::Error)> {
-    let listener = TcpListener::bind(cfg.listen)
+    let pool = Pool::new("rtsp", limits(cfg), &metrics);
+    let listener = Listener::bind(cfg.listen, pool.clone())
         .await
-        .map_err(|e| (cfg.listen, e))?;
+        .map_err(|e| (e.addr, e.source))?;
     let udp = if cfg.udp {
-        let ip = listener.local_addr().map_err(|e| (cfg.listen, e))?.ip();
+        let ip = listener.local_addr().ip();
         let udp_addr = SocketAddr::new(ip, cfg.udp_rtp_port);
         Some(Arc::new(
             UdpPair::bind(ip, cfg.udp_rtp_port)
@@ -72,7 +89,9 @@ pub async fn bind(
     };
     let mut listeners = vec![(listener, None)];
     for (addr, device) in fronts {
-        let l = TcpListener::bind(addr).await.map_err(|e| (*addr, e))?;
+        let l = Listener::bind(*addr, pool.clone())
+            .await
+            .map_err(|e| (e.addr, e.source))?;
         listeners.push((l, Some(device.clone())));
     }
     Ok(Bound {
@@ -92,7 +111,7 @@ pub async fn bind(
 impl Bound {
     /// The main listener's address.
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.listeners[0].0.local_addr()
+        Ok(self.listeners[0].0.local_addr())
     }
 
     /// The UDP (RTP, RTCP) ports, if UDP is enabled.
@@ -100,6 +119,7 @@ impl Bound {
         self.server.udp.as_ref().map(|u| u.ports())
     }
 
+    /// The state every connection shares.
     pub fn server(&self) -> &Arc<Server> {
         &self.server
     }
@@ -107,84 +127,39 @@ impl Bound {
     /// Accepts connections until `cancel`; every task goes on `tracker`.
     pub async fn run(self, cancel: CancellationToken, tracker: TaskTracker) {
         let Bound { server, listeners } = self;
-        let limit = Arc::new(Semaphore::new(server.cfg.max_connections));
         if let Some(udp) = &server.udp {
             tracker.spawn(udp.clone().receive(cancel.clone()));
         }
         tracker.spawn(sweep(server.clone(), cancel.clone()));
         for (listener, front) in listeners {
-            tracker.spawn(accept(
-                server.clone(),
-                listener,
-                front,
-                limit.clone(),
+            let (server, t) = (server.clone(), tracker.clone());
+            let conn_cancel = cancel.clone();
+            let serve = move |stream: TcpStream, guard: ConnGuard| {
+                let id = server.next_conn_id();
+                let peer = guard.peer();
+                let span = info_span!("rtsp_conn", conn = id, peer = %peer,
+                    front = front.as_ref().map(|d| d.to_string()));
+                let (server, cancel, t, front) = (
+                    server.clone(),
+                    conn_cancel.clone(),
+                    t.clone(),
+                    front.clone(),
+                );
+                async move {
+                    debug!("connected");
+                    conn::serve(server, stream, peer, id, front, guard, cancel, t).await;
+                    debug!("disconnected");
+                }
+                .instrument(span)
+            };
+            tracker.spawn(listener.run(
                 cancel.clone(),
                 tracker.clone(),
+                serve,
+                refuse_with(REFUSED),
             ));
         }
     }
-}
-
-async fn accept(
-    server: Arc<Server>,
-    listener: TcpListener,
-    front: Option<DeviceId>,
-    limit: Arc<Semaphore>,
-    cancel: CancellationToken,
-    tracker: TaskTracker,
-) {
-    static ACCEPT_ERR: LogLimiter = LogLimiter::new(10);
-    static FULL: LogLimiter = LogLimiter::new(10);
-    loop {
-        let accepted = tokio::select! {
-            _ = cancel.cancelled() => break,
-            r = listener.accept() => r,
-        };
-        let (mut stream, peer) = match accepted {
-            Ok(x) => x,
-            Err(e) => {
-                // EMFILE and friends: back off instead of spinning.
-                if let Some(suppressed) = ACCEPT_ERR.allow() {
-                    warn!(error = %e, suppressed, "RTSP accept failed");
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let Ok(permit) = limit.clone().try_acquire_owned() else {
-            if let Some(suppressed) = FULL.allow() {
-                warn!(%peer, max = server.cfg.max_connections, suppressed,
-                    "RTSP connection limit reached: refusing");
-            }
-            tracker.spawn(async move {
-                let _ = tokio::time::timeout(
-                    Duration::from_secs(1),
-                    stream
-                        .write_all(b"RTSP/1.0 503 Service Unavailable\r\nServer: camgate\r\n\r\n"),
-                )
-                .await;
-            });
-            continue;
-        };
-        let id = server.next_conn_id();
-        let span = info_span!("rtsp_conn", conn = id, peer = %peer, front = front.as_ref().map(|d| d.to_string()));
-        let (server, cancel, t, front) = (
-            server.clone(),
-            cancel.clone(),
-            tracker.clone(),
-            front.clone(),
-        );
-        tracker.spawn(
-            async move {
-                debug!("connected");
-                conn::serve(server, stream, peer, id, front, cancel, t).await;
-                debug!("disconnected");
-                drop(permit);
-            }
-            .instrument(span),
-        );
-    }
-    info!("RTSP listener stopped");
 }
 
 /// Ends UDP sessions that sent neither requests nor RTCP for the timeout.
