@@ -5,7 +5,8 @@
 //! Three processes share the machine: a fake camera (this binary re-run
 //! with `--camera-role`; Digest like a Hikvision, Basic accepted so `wrk`
 //! can ask it directly), camgate (release build, shipped policy, the
-//! recorder authenticating with Basic, camgate answering the camera's
+//! recorder authenticating with Basic (the bench recorder has
+//! `cleartext_auth = true`: wrk cannot do Digest), camgate answering the camera's
 //! Digest challenge) and `wrk`. Runs alternate direct / camgate so drift
 //! hits both. Two loads:
 //!
@@ -173,7 +174,7 @@ fn start_camgate(camera: SocketAddr) -> Proc {
         "[rtsp]\nlisten = \"127.0.0.1:0\"\nudp_rtp_port = 0\n[admin]\nlisten = \"127.0.0.1:0\"\n\
          [http]\nlisten = \"127.0.0.1:0\"\npolicy = [\"{policy}/common.toml\", \"{policy}/onvif.toml\", \
          \"{policy}/hikvision.toml\", \"{policy}/dahua.toml\"]\n\
-         [[recorder]]\nname = \"bench\"\nusername = \"{NVR_USER}\"\npassword_env = \"BENCH_NVR_PW\"\ndevices = [\"*\"]\n\
+         [[recorder]]\nname = \"bench\"\nusername = \"{NVR_USER}\"\npassword_env = \"BENCH_NVR_PW\"\ncleartext_auth = true\ndevices = [\"*\"]\n\
          [[device]]\nid = \"cam\"\nvendor = \"hikvision\"\nhost = \"{}\"\nhttp_port = {}\nusername = \"{CAM_USER}\"\n\
          password_env = \"BENCH_CAM_PW\"\npull = \"on-demand\"\n[device.streams]\nmain = \"/Streaming/Channels/101\"\n",
         camera.ip(),

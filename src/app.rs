@@ -108,7 +108,10 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         source: e.source,
     })?;
     let admin_addr = admin_listener.local_addr();
-    let auth = Arc::new(Authenticator::new(&config.recorders, config.auth_settings()));
+    let auth = Arc::new(Authenticator::new(
+        &config.recorders,
+        config.auth_settings(),
+    ));
     let fronts: Vec<(SocketAddr, crate::config::DeviceId)> = config
         .devices
         .iter()

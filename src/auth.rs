@@ -136,8 +136,9 @@ impl Authenticator {
         let nonce = self.nonce(unix_now(), peer);
         let stale = if stale { ", stale=true" } else { "" };
         let qop = if qop { ", qop=\"auth\"" } else { "" };
-        let mut v =
-            vec![format!("Digest realm=\"{REALM}\", nonce=\"{nonce}\", algorithm=MD5{qop}{stale}")];
+        let mut v = vec![format!(
+            "Digest realm=\"{REALM}\", nonce=\"{nonce}\", algorithm=MD5{qop}{stale}"
+        )];
         if tls || self.any_cleartext {
             v.push(format!("Basic realm=\"{REALM}\""));
         }
@@ -331,7 +332,12 @@ impl Authenticator {
         outcome
     }
 
-    fn ws_token(&self, token: &crate::http::soap::UsernameToken, peer: IpAddr, tls: bool) -> Outcome {
+    fn ws_token(
+        &self,
+        token: &crate::http::soap::UsernameToken,
+        peer: IpAddr,
+        tls: bool,
+    ) -> Outcome {
         use crate::http::soap;
         let nonce = match token.nonce.as_deref().map(soap::decode_nonce) {
             None => None,
@@ -380,10 +386,11 @@ impl Authenticator {
     }
 
     /// Records a failed attempt from `ip`; returns how long to hold this
-    /// answer back. Past a few failures the address is locked out for that
-    /// long (see [`Authenticator::check`]).
+    /// answer back. Past a few failures the address is locked out (see
+    /// [`Authenticator::check`]) for twice that: the lockout outlasts the
+    /// held-back answer, so the next attempt finds it still in force.
     pub fn failure_delay(&self, ip: IpAddr) -> Duration {
-        self.throttle.fail(ip)
+        self.throttle.fail(ip) / 2
     }
 
     /// The configured lifetimes.

@@ -26,8 +26,8 @@ pub use validate::is_label_safe;
 
 pub use egress::{DnsConfig, EgressAllow, EgressConfig, NamePattern, Sinkhole};
 use schema::{
-    AdminSection, AuthSection, CameraSection, DeviceEntry, DnsSection, EgressSection, FrontsSection,
-    HttpSection, InspectSection, RecorderEntry, RtspSection,
+    AdminSection, AuthSection, CameraSection, DeviceEntry, DnsSection, EgressSection,
+    FrontsSection, HttpSection, InspectSection, RecorderEntry, RtspSection,
 };
 
 /// The environment prefix for overrides: `CAMGATE__RTSP__LISTEN=...`.
@@ -422,7 +422,9 @@ pub fn load_with_env(
 
     let dns = dns.and_then(|d| checker.dns(&d));
     let egress = egress.and_then(|e| checker.egress(&e, &devices));
-    let config = match (rtsp, camera, inspect, admin, http, fronts, auth, dns, egress) {
+    let config = match (
+        rtsp, camera, inspect, admin, http, fronts, auth, dns, egress,
+    ) {
         (
             Some(rtsp),
             Some(camera),

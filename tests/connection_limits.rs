@@ -8,7 +8,6 @@ mod support;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use base64::Engine;
 use hickory_server::proto::op::ResponseCode;
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -22,16 +21,13 @@ async fn connect_from(src: &str, to: SocketAddr) -> TcpStream {
 }
 
 fn basic() -> String {
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{NVR_USER}:{NVR_PASS}"))
-    )
+    legacy_basic()
 }
 
 fn config(rtsp: &str) -> String {
     format!(
         "{}\n[[device]]\nid = \"demo\"\nsimulated = true\n",
-        base_config(rtsp)
+        base_config(rtsp) + LEGACY_RECORDER
     )
 }
 

@@ -6,7 +6,6 @@ mod support;
 
 use std::net::SocketAddr;
 
-use base64::Engine;
 use support::fake_camera::{self, FakeCamera};
 use support::scripted_camera::{Options, ScriptedCamera};
 use support::*;
@@ -16,10 +15,7 @@ const CAM_IP: &str = "127.0.0.3";
 const FRONT: &str = "127.0.0.2";
 
 fn basic() -> String {
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{NVR_USER}:{NVR_PASS}"))
-    )
+    legacy_basic()
 }
 
 async fn app_in(dir: tempfile::TempDir, config: &str) -> TestApp {
@@ -66,7 +62,7 @@ async fn a_recorder_uses_the_front_like_the_camera() {
         "{}\n[http]\ntls_cert = \"front.pem\"\ntls_key = \"front.key\"\n[fronts]\nrtsp_port = {rtsp_port}\nhttp_port = {http_port}\nhttps_port = {https_port}\n\
          [[device]]\nid = \"gate\"\nvendor = \"hikvision\"\nhost = \"{CAM_IP}\"\nfront = \"{FRONT}\"\nrtsp_port = {}\nhttp_port = {}\n\
          username = \"admin\"\npassword_env = \"CAM_PW\"\n[device.streams]\nmain = \"/Streaming/Channels/101\"\n",
-        base_config(""),
+        base_config("") + LEGACY_RECORDER,
         rtsp.addr.port(),
         cam.addr.port()
     );
@@ -181,7 +177,7 @@ async fn an_https_camera_is_reached_only_with_its_pinned_certificate() {
          username = \"admin\"\npassword_env = \"CAM_PW\"\npull = \"on-demand\"\n[device.streams]\nmain = \"/Streaming/Channels/101\"\n\
          [[device]]\nid = \"spoofed\"\nvendor = \"hikvision\"\nhost = \"{CAM_IP}\"\nhttp_scheme = \"https\"\nhttp_port = {p}\ntls_fingerprint = \"{wrong}\"\n\
          username = \"admin\"\npassword_env = \"CAM_PW\"\npull = \"on-demand\"\n[device.streams]\nmain = \"/Streaming/Channels/101\"\n",
-        base_config(""),
+        base_config("") + LEGACY_RECORDER,
         p = cam.addr.port()
     );
     let app = app_in(tempfile::tempdir().unwrap(), &config).await;

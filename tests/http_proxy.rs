@@ -15,15 +15,8 @@ use support::*;
 
 const CAM_IP: &str = "127.0.0.3";
 
-/// A recorder that opted into Basic (`cleartext_auth`): the shared test
-/// recorder does Digest only.
-const LEGACY: &str = "[[recorder]]\nname = \"legacy\"\nusername = \"legacy\"\npassword = \"legacy-pw\"\ncleartext_auth = true\ndevices = [\"*\"]\n";
-
 fn basic() -> String {
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode("legacy:legacy-pw")
-    )
+    legacy_basic()
 }
 
 struct Setup {
@@ -39,7 +32,7 @@ async fn setup(vendor: &str, extra: &str) -> Setup {
     let config = format!(
         "{}\n[http]\nlisten = \"127.0.0.1:0\"\n{extra}\n[[device]]\nid = \"cam\"\nvendor = \"{vendor}\"\nhost = \"{CAM_IP}\"\n\
          rtsp_port = {}\nhttp_port = {}\nusername = \"{}\"\npassword_env = \"CAM_PW\"\npull = \"on-demand\"\n\
-         [device.streams]\nmain = \"/Streaming/Channels/101\"\n{LEGACY}",
+         [device.streams]\nmain = \"/Streaming/Channels/101\"\n{LEGACY_RECORDER}",
         base_config(""),
         rtsp.addr.port(),
         cam.addr.port(),
@@ -560,18 +553,68 @@ async fn headers_never_name_an_operation_and_bypasses_never_reach_the_camera() {
     );
     let other_case = gsdt_body.replace("GetSystemDateAndTime", "getSystemDateAndTime");
     let unauthenticated: Vec<(&str, &str, Vec<(&str, &str)>, &str)> = vec![
-        ("PUT", "/cam/ISAPI/Security/users/1", vec![("SOAPAction", gsdt)], "<User/>"),
-        ("PUT", "/cam/ISAPI/Security/users/1", vec![("soapaction", " GetSystemDateAndTime ")], ""),
-        ("PUT", "/cam/ISAPI/Security/users/1", vec![("Content-Type", ct_action.as_str())], &gsdt_body),
-        ("PUT", "/cam/ISAPI/Security/users/1", vec![("Content-Type", "application/soap+xml")], &gsdt_body),
-        ("POST", "/cam/ISAPI/System/factoryReset", vec![("SOAPAction", gsdt)], &gsdt_body),
-        ("GET", "/cam/ISAPI/System/configurationData", vec![("SOAPAction", gsdt)], ""),
-        ("GET", "/cam/cgi-bin/userManager.cgi?action=addUser", vec![("SOAPAction", gsdt)], ""),
+        (
+            "PUT",
+            "/cam/ISAPI/Security/users/1",
+            vec![("SOAPAction", gsdt)],
+            "<User/>",
+        ),
+        (
+            "PUT",
+            "/cam/ISAPI/Security/users/1",
+            vec![("soapaction", " GetSystemDateAndTime ")],
+            "",
+        ),
+        (
+            "PUT",
+            "/cam/ISAPI/Security/users/1",
+            vec![("Content-Type", ct_action.as_str())],
+            &gsdt_body,
+        ),
+        (
+            "PUT",
+            "/cam/ISAPI/Security/users/1",
+            vec![("Content-Type", "application/soap+xml")],
+            &gsdt_body,
+        ),
+        (
+            "POST",
+            "/cam/ISAPI/System/factoryReset",
+            vec![("SOAPAction", gsdt)],
+            &gsdt_body,
+        ),
+        (
+            "GET",
+            "/cam/ISAPI/System/configurationData",
+            vec![("SOAPAction", gsdt)],
+            "",
+        ),
+        (
+            "GET",
+            "/cam/cgi-bin/userManager.cgi?action=addUser",
+            vec![("SOAPAction", gsdt)],
+            "",
+        ),
         // ONVIF paths, but not the exempt call exactly.
-        ("GET", "/cam/onvif/device_service", vec![("SOAPAction", gsdt)], ""),
+        (
+            "GET",
+            "/cam/onvif/device_service",
+            vec![("SOAPAction", gsdt)],
+            "",
+        ),
         ("POST", "/cam/onvif/Media", vec![], &gsdt_body),
-        ("POST", "/cam/onvif/device_service/../../ISAPI/Security/users/1", vec![], &gsdt_body),
-        ("POST", "/cam/onvif/device_service", vec![("SOAPAction", gsdt)], &reboot),
+        (
+            "POST",
+            "/cam/onvif/device_service/../../ISAPI/Security/users/1",
+            vec![],
+            &gsdt_body,
+        ),
+        (
+            "POST",
+            "/cam/onvif/device_service",
+            vec![("SOAPAction", gsdt)],
+            &reboot,
+        ),
         ("POST", "/cam/onvif/device_service", vec![], &two_ops),
         ("POST", "/cam/onvif/device_service", vec![], &other_case),
     ];
@@ -585,7 +628,11 @@ async fn headers_never_name_an_operation_and_bypasses_never_reach_the_camera() {
     // With valid credentials, a header still cannot open an ISAPI path.
     for (method, path, action) in [
         ("PUT", "/cam/ISAPI/Security/users/1", "GetCapabilities"),
-        ("GET", "/cam/ISAPI/System/configurationData", "http://www.onvif.org/ver10/device/wsdl/GetCapabilities"),
+        (
+            "GET",
+            "/cam/ISAPI/System/configurationData",
+            "http://www.onvif.org/ver10/device/wsdl/GetCapabilities",
+        ),
         ("PUT", "/cam/ISAPI/System/factoryReset", "GetStreamUri"),
     ] {
         let auth = http_digest(s.api, NVR_USER, NVR_PASS, method, path).await;
@@ -600,7 +647,11 @@ async fn headers_never_name_an_operation_and_bypasses_never_reach_the_camera() {
         assert_eq!(st, 400, "{method} {path}: {text}");
     }
     // A body over the small pre-authentication cap is refused unread.
-    let big = format!("{}{}", &gsdt_body[..gsdt_body.len() - 11], " ".repeat(70_000));
+    let big = format!(
+        "{}{}",
+        &gsdt_body[..gsdt_body.len() - 11],
+        " ".repeat(70_000)
+    );
     let (st, _, _) = http_body(s.api, "POST", "/cam/onvif/device_service", &[], &big).await;
     assert_eq!(st, 413);
     assert_eq!(
@@ -722,7 +773,9 @@ async fn header_allow_lists_both_ways() {
     assert!(!lower.contains("x-camera-private"), "{head}");
     assert!(!head.contains(CAM_IP), "{head}");
     assert!(
-        lower.contains(&format!("location: http://{}/cam/isapi/system/deviceinfo", s.api).to_ascii_lowercase()),
+        lower.contains(
+            &format!("location: http://{}/cam/isapi/system/deviceinfo", s.api).to_ascii_lowercase()
+        ),
         "{head}"
     );
     // Again: the camera gets its own cookie back, never the recorder's

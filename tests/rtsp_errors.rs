@@ -301,9 +301,11 @@ async fn repeated_failures_lock_the_address_out_across_connections() {
     let url = app.bare_url("demo/main");
     let nonce = rtsp_nonce(&mut s, &url).await;
     let auth = digest_auth(NVR_USER, NVR_PASS, &nonce, "DESCRIBE", &url);
-    s.write_all(format!("DESCRIBE {url} RTSP/1.0\r\nCSeq: 2\r\nAuthorization: {auth}\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
+    s.write_all(
+        format!("DESCRIBE {url} RTSP/1.0\r\nCSeq: 2\r\nAuthorization: {auth}\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
     assert_eq!(status(&read_response(&mut s).await.unwrap()), 200);
     // The lockout ends (0.5 s after the sixth failure).
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -357,10 +359,15 @@ async fn nonces_expire_but_sessions_held_are_never_cut() {
     // A new connection with the stale nonce: 401 with stale=true, and the
     // same header replayed for another device: refused outright.
     let mut t = TcpStream::connect(app.rtsp).await.unwrap();
-    t.write_all(format!(
-        "DESCRIBE {base} RTSP/1.0\r\nCSeq: 1\r\nAuthorization: {}\r\n\r\n",
-        auth("DESCRIBE", &base)
-    ).as_bytes()).await.unwrap();
+    t.write_all(
+        format!(
+            "DESCRIBE {base} RTSP/1.0\r\nCSeq: 1\r\nAuthorization: {}\r\n\r\n",
+            auth("DESCRIBE", &base)
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
     let r = read_response(&mut t).await.unwrap();
     assert_eq!(status(&r), 401, "{r}");
     assert!(r.contains("stale=true"), "{r}");
@@ -373,7 +380,12 @@ async fn nonces_expire_but_sessions_held_are_never_cut() {
     .await;
     assert!(ok, "{stderr}");
     let sess = retina_play(&base, NVR_USER, NVR_PASS, false).await.unwrap();
-    assert!(retina_frames(sess, Duration::from_secs(5), 3).await.video_frames >= 3);
+    assert!(
+        retina_frames(sess, Duration::from_secs(5), 3)
+            .await
+            .video_frames
+            >= 3
+    );
     app.stop().await;
 }
 
@@ -387,16 +399,22 @@ async fn a_sniffed_digest_header_opens_no_other_device() {
     let sniffed = digest_auth(NVR_USER, NVR_PASS, &nonce, "DESCRIBE", &demo);
     for (uri, want) in [(&demo, 200), (&other, 401)] {
         let mut t = TcpStream::connect(app.rtsp).await.unwrap();
-        t.write_all(format!("DESCRIBE {uri} RTSP/1.0\r\nCSeq: 1\r\nAuthorization: {sniffed}\r\n\r\n").as_bytes())
-            .await
-            .unwrap();
+        t.write_all(
+            format!("DESCRIBE {uri} RTSP/1.0\r\nCSeq: 1\r\nAuthorization: {sniffed}\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .unwrap();
         assert_eq!(status(&read_response(&mut t).await.unwrap()), want, "{uri}");
     }
     // From another address, the nonce is not ours at all.
     let mut t = connect_from("127.0.0.2", app.rtsp).await;
-    t.write_all(format!("DESCRIBE {demo} RTSP/1.0\r\nCSeq: 1\r\nAuthorization: {sniffed}\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
+    t.write_all(
+        format!("DESCRIBE {demo} RTSP/1.0\r\nCSeq: 1\r\nAuthorization: {sniffed}\r\n\r\n")
+            .as_bytes(),
+    )
+    .await
+    .unwrap();
     assert_eq!(status(&read_response(&mut t).await.unwrap()), 401);
     app.stop().await;
 }
@@ -413,16 +431,32 @@ async fn hostile_lengths_and_nonces_before_authentication_never_kill_camgate() {
         }
     });
     tokio::time::sleep(Duration::from_millis(500)).await;
-    for len in ["18446744073709551615", "18446744073709551609", "99999999999999999999", "+1", "-1"] {
+    for len in [
+        "18446744073709551615",
+        "18446744073709551609",
+        "99999999999999999999",
+        "+1",
+        "-1",
+    ] {
         let r = raw_request(
             app.rtsp,
             &format!("DESCRIBE {url} RTSP/1.0\r\nCSeq: 1\r\nContent-Length: {len}\r\n\r\nabc"),
         )
         .await;
-        assert!(r.is_none() || status(&r.clone().unwrap()) == 400, "{len}: {r:?}");
+        assert!(
+            r.is_none() || status(&r.clone().unwrap()) == 400,
+            "{len}: {r:?}"
+        );
     }
-    for nonce in ["éééééééééééééééééééééééé", "0000000000000000é", "\u{2003}", "ﬀﬀﬀﬀﬀﬀﬀﬀﬀﬀﬀﬀﬀﬀﬀﬀ"] {
-        let h = format!("Digest username=\"{NVR_USER}\", realm=\"camgate\", nonce=\"{nonce}\", uri=\"{url}\", response=\"00\"");
+    for nonce in [
+        "éééééééééééééééééééééééé",
+        "0000000000000000é",
+        "\u{2003}",
+        "ﬀﬀﬀﬀﬀﬀﬀﬀﬀﬀﬀﬀﬀﬀﬀﬀ",
+    ] {
+        let h = format!(
+            "Digest username=\"{NVR_USER}\", realm=\"camgate\", nonce=\"{nonce}\", uri=\"{url}\", response=\"00\""
+        );
         let r = describe(&app, "demo/main", Some(h)).await;
         assert_eq!(status(&r), 401, "{r}");
     }
@@ -459,7 +493,13 @@ async fn session_lifecycle_over_raw_rtsp() {
     let base = app.bare_url("demo/main");
     let mut s = TcpStream::connect(app.rtsp).await.unwrap();
     let nonce = rtsp_nonce(&mut s, &base).await;
-    let auth = digest_auth(NVR_USER, NVR_PASS, &nonce, "SETUP", &format!("{base}/trackID=0"));
+    let auth = digest_auth(
+        NVR_USER,
+        NVR_PASS,
+        &nonce,
+        "SETUP",
+        &format!("{base}/trackID=0"),
+    );
     let mut send = async |req: String| -> String {
         s.write_all(req.as_bytes()).await.unwrap();
         read_response(&mut s).await.unwrap()

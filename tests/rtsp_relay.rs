@@ -246,3 +246,78 @@ async fn nothing_of_the_camera_reaches_the_recorder() {
     assert_eq!(cam.connections.load(Ordering::SeqCst), 1);
     app.stop().await;
 }
+
+/// GStreamer's `rtspsrc` as a recorder (Digest: camgate offers no Basic to
+/// this recorder), playing across several nonce lifetimes: its keepalives
+/// inside the session carry the first nonce and must never be refused.
+const GST_RECORDER: &str = r#"
+import sys, gi
+gi.require_version("Gst", "1.0")
+from gi.repository import Gst, GLib
+Gst.init(None)
+url, user, pw, want = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+p = Gst.parse_launch(
+    "rtspsrc name=src protocols=tcp latency=0 ! rtph264depay ! h264parse ! fakesink name=sink signal-handoffs=true sync=false")
+src = p.get_by_name("src")
+src.set_property("location", url)
+src.set_property("user-id", user)
+src.set_property("user-pw", pw)
+src.set_property("do-rtsp-keep-alive", True)
+count = [0]
+loop = GLib.MainLoop()
+def handoff(sink, buf, pad):
+    count[0] += 1
+    if count[0] >= want:
+        GLib.idle_add(loop.quit)
+p.get_by_name("sink").connect("handoff", handoff)
+bus = p.get_bus()
+bus.add_signal_watch()
+def on_msg(bus, msg):
+    if msg.type == Gst.MessageType.ERROR:
+        err, dbg = msg.parse_error()
+        print("ERROR", err.message, dbg, flush=True)
+        loop.quit()
+bus.connect("message", on_msg)
+GLib.timeout_add_seconds(40, loop.quit)
+p.set_state(Gst.State.PLAYING)
+loop.run()
+p.set_state(Gst.State.NULL)
+print("FRAMES", count[0], flush=True)
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gstreamer_recorder_plays_with_digest_across_nonce_expiry() {
+    let config = format!(
+        "{}\n[[device]]\nid = \"demo\"\nsimulated = true\n[auth]\nnonce_lifetime_secs = 1\n",
+        base_config("")
+    );
+    let app = spawn_app(&config, &[]).await;
+    let url = app.bare_url("demo/main");
+    // 25 fps: 150 frames take 6 s, several nonce lifetimes.
+    let out = tokio::process::Command::new("/usr/bin/python3")
+        .args(["-c", GST_RECORDER, &url, NVR_USER, NVR_PASS, "150"])
+        .output()
+        .await
+        .expect("/usr/bin/python3 with python3-gi: run the README's test command");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let frames: usize = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("FRAMES "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0);
+    assert!(frames >= 150, "{stdout}\n{stderr}");
+    assert!(!stdout.contains("ERROR"), "{stdout}\n{stderr}");
+    let metrics = http(app.admin, "GET", "/metrics", &[]).await.2;
+    for reason in ["bad_credentials", "uri_mismatch", "replay", "malformed"] {
+        assert!(
+            sample(
+                &metrics,
+                &format!("camgate_auth_failures_total{{protocol=\"rtsp\",reason=\"{reason}\"}}")
+            )
+            .is_none_or(|v| v == 0.0),
+            "{reason}: {metrics}"
+        );
+    }
+    app.stop().await;
+}

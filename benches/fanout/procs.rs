@@ -13,7 +13,7 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_camgate");
 fn config(device_block: &str) -> String {
     format!(
         "[rtsp]\nlisten = \"127.0.0.1:0\"\nudp_rtp_port = 0\nmax_connections = 8192\n[admin]\nlisten = \"127.0.0.1:0\"\n\
-         [[recorder]]\nname = \"bench\"\nusername = \"{USER}\"\npassword = \"{PASS}\"\ndevices = [\"*\"]\n{device_block}"
+         [[recorder]]\nname = \"bench\"\nusername = \"{USER}\"\npassword = \"{PASS}\"\ncleartext_auth = true\ndevices = [\"*\"]\n{device_block}"
     )
 }
 

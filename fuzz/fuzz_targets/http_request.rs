@@ -10,7 +10,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, OnceLock};
 
-use camgate::auth::Authenticator;
+use camgate::auth::{Authenticator, Presented, Settings};
 use camgate::config::{DeviceSet, Recorder, Secret, Vendor};
 use camgate::http::policy::Policy;
 use camgate::http::rewrite::{Rewriter, StreamReplace, StreamRoute};
@@ -32,13 +32,17 @@ fn policy() -> &'static Policy {
 fn auth() -> &'static Authenticator {
     static A: OnceLock<Authenticator> = OnceLock::new();
     A.get_or_init(|| {
-        Authenticator::new(&[Recorder {
-            name: Arc::from("nvr"),
-            username: "nvr".into(),
-            password: Secret::new("pw"),
-            allow_from: vec![],
-            devices: DeviceSet::All,
-        }])
+        Authenticator::new(
+            &[Recorder {
+                name: Arc::from("nvr"),
+                username: "nvr".into(),
+                password: Secret::new("pw"),
+                allow_from: vec![],
+                devices: DeviceSet::All,
+                cleartext_auth: false,
+            }],
+            Settings::default(),
+        )
     })
 }
 
@@ -74,23 +78,49 @@ fuzz_target!(|data: &[u8]| {
     let _ = rpc::calls(body);
     let _ = soap::resign(body, Some("<wsse:Security/>"));
     let _ = soap::resign(body, None);
-    let _ = auth().check("GET", authorization);
+    let peer = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
+    for tls in [false, true] {
+        let _ = auth().check(&Presented {
+            method: "GET",
+            authorization,
+            peer,
+            tls,
+            uri_matches: &|u| u == raw_target,
+        });
+    }
+    // WS-Security tokens (nonce, Created, digest in any spelling).
+    if let Ok(s) = soap::parse(body)
+        && let Some(t) = s.token
+    {
+        if let Some(n) = t.nonce.as_deref() {
+            let decoded = soap::decode_nonce(n);
+            assert!(decoded.as_ref().is_none_or(|d| !d.is_empty() && d.len() <= 64));
+        }
+        let _ = auth().check_ws_token(&t, peer, false);
+    }
 
     if let Ok(target) = normalize::target(raw_target) {
         let _ = target.encode();
         for vendor in [Vendor::Hikvision, Vendor::Dahua, Vendor::Generic] {
             for method in ["GET", "POST", "PUT"] {
-                let _ = judge::judge(
-                    policy(),
-                    &judge::Request {
-                        vendor,
-                        method,
-                        content_type,
-                        soap_action,
-                        target: &target,
-                        body,
-                    },
-                );
+                let r = judge::Request {
+                    vendor,
+                    method,
+                    content_type,
+                    soap_action,
+                    target: &target,
+                    body,
+                };
+                if let Ok(j) = judge::judge(policy(), &r) {
+                    // Operations come only from the body of an ONVIF call,
+                    // and the unauthenticated exemption is exactly one.
+                    assert!(j.ops.is_empty() || judge::is_onvif_call(method, &target.path_lower));
+                    if judge::is_unauthenticated_exemption(&r, &j) {
+                        assert_eq!(method, "POST");
+                        assert_eq!(target.path_lower, "/onvif/device_service");
+                        assert_eq!(j.ops, ["GetSystemDateAndTime"]);
+                    }
+                }
             }
         }
     }

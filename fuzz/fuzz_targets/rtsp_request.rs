@@ -1,12 +1,41 @@
-//! What a recorder sends on an RTSP connection: requests, interleaved
-//! frames, Transport headers, URLs.
+//! What a recorder sends on an RTSP connection: requests (any length,
+//! any Content-Length), interleaved frames, Transport headers, URLs, and
+//! the `Authorization` header checked as before authentication.
 #![no_main]
 
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::{Arc, OnceLock};
+
+use camgate::auth::{Authenticator, Presented, Settings};
+use camgate::config::{DeviceSet, Recorder, Secret};
 use camgate::rtsp::request::{self, Parsed};
 use camgate::rtsp::transport;
 use libfuzzer_sys::fuzz_target;
 
+fn auth() -> &'static Authenticator {
+    static A: OnceLock<Authenticator> = OnceLock::new();
+    A.get_or_init(|| {
+        Authenticator::new(
+            &[Recorder {
+                name: Arc::from("nvr"),
+                username: "nvr".into(),
+                password: Secret::new("pw"),
+                allow_from: vec![],
+                devices: DeviceSet::All,
+                cleartext_auth: true,
+            }],
+            Settings::default(),
+        )
+    })
+}
+
 fuzz_target!(|data: &[u8]| {
+    // No size limit at all: lengths near usize::MAX must not wrap.
+    if let Parsed::Request { consumed, .. } | Parsed::Interleaved { consumed, .. } =
+        request::parse(data, usize::MAX)
+    {
+        assert!(consumed <= data.len());
+    }
     match request::parse(data, 8192) {
         Parsed::Request { request, consumed } => {
             assert!(consumed <= data.len());
@@ -17,6 +46,15 @@ fuzz_target!(|data: &[u8]| {
                 let _ = transport::choose(t, false);
             }
             let _ = request::path_segments(&request.uri);
+            for a in request.headers_named("authorization") {
+                let _ = auth().check(&Presented {
+                    method: &request.method,
+                    authorization: Some(a),
+                    peer: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
+                    tls: false,
+                    uri_matches: &|u| u == request.uri,
+                });
+            }
         }
         Parsed::Interleaved { consumed, .. } => assert!(consumed <= data.len()),
         Parsed::Incomplete | Parsed::Invalid(_) => {}

@@ -237,7 +237,9 @@ fn hostile_digest_headers_never_panic() {
             .to_string(),
         format!("Digest username=\"nvr\", nonce=\"{multibyte}\", uri=\"/x\", response=\"x\""),
         "Digest username=\"nvr\", nonce=\"\u{2003}\", uri=\"/x\", response=\"\"".to_string(),
-        format!("Digest username=\"nvr\", username=\"lan\", nonce=\"{n}\", uri=\"/x\", response=\"x\""),
+        format!(
+            "Digest username=\"nvr\", username=\"lan\", nonce=\"{n}\", uri=\"/x\", response=\"x\""
+        ),
         "Digest =,,=\"".to_string(),
         format!("Digest {}", "a=b,".repeat(10_000)),
     ] {
@@ -257,7 +259,10 @@ fn allow_from_fails_like_a_wrong_password() {
     let right = digest_header("lan", "pw3", "DESCRIBE", "/x", &n);
     let wrong = digest_header("lan", "nope", "DESCRIBE", "/x", &n);
     let r = check_from(&a, "DESCRIBE", Some(&right), outside, "/x");
-    assert!(matches!(r, Outcome::Invalid(AuthFailure::AddressNotAllowed)));
+    assert!(matches!(
+        r,
+        Outcome::Invalid(AuthFailure::AddressNotAllowed)
+    ));
     let w = check_from(&a, "DESCRIBE", Some(&wrong), outside, "/x");
     assert!(matches!(w, Outcome::Invalid(AuthFailure::BadCredentials)));
     let n = nonce_of(&a, inside);
@@ -303,7 +308,10 @@ fn now_rfc3339(offset_secs: i64) -> String {
 fn ws_security_tokens_replays_and_age() {
     let a = auth();
     let t = ws_token("nvr", "pw", b"nonce-0001", &now_rfc3339(0), true);
-    assert!(matches!(a.check_ws_token(&t, peer(), false), Outcome::Ok(_)));
+    assert!(matches!(
+        a.check_ws_token(&t, peer(), false),
+        Outcome::Ok(_)
+    ));
     assert!(
         matches!(
             a.check_ws_token(&t, peer(), false),
@@ -444,6 +452,7 @@ fn throttle_locks_the_address_out_across_connections() {
         Outcome::Invalid(AuthFailure::Throttled)
     ));
     assert!(a.failure_delay(ip) <= d);
+    assert!(a.throttle.blocked(ip));
     // Another address is not affected; an IPv6 /64 counts as one address.
     let other: IpAddr = "192.0.2.51".parse().unwrap();
     let n2 = nonce_of(&a, other);

@@ -159,7 +159,9 @@ mod tests {
             body: body.as_bytes(),
         };
         let j = judge(&p, &r);
-        let exempt = j.as_ref().is_ok_and(|j| is_unauthenticated_exemption(&r, j));
+        let exempt = j
+            .as_ref()
+            .is_ok_and(|j| is_unauthenticated_exemption(&r, j));
         (j, exempt)
     }
 
@@ -174,7 +176,10 @@ mod tests {
             for (method, path) in [
                 ("PUT", "/ISAPI/Security/users/1"),
                 ("POST", "/ISAPI/System/factoryReset"),
-                ("GET", "/cgi-bin/configManager.cgi?action=getConfig&name=Email"),
+                (
+                    "GET",
+                    "/cgi-bin/configManager.cgi?action=getConfig&name=Email",
+                ),
                 ("GET", "/onvif/device_service"),
                 ("POST", "/onvif/"),
                 ("POST", "/onvif-http/snapshot"),
@@ -226,7 +231,9 @@ mod tests {
             Vendor::Dahua,
             "POST",
             "/ONVIF/Device_Service",
-            Some("application/soap+xml; action=\"http://www.onvif.org/ver10/device/wsdl/GetSystemDateAndTime\""),
+            Some(
+                "application/soap+xml; action=\"http://www.onvif.org/ver10/device/wsdl/GetSystemDateAndTime\"",
+            ),
             None,
             GSDT,
         );
@@ -238,7 +245,14 @@ mod tests {
             "</s:Body>",
             "<SetSystemFactoryDefault xmlns=\"http://www.onvif.org/ver10/device/wsdl\"/></s:Body>",
         );
-        let (j, exempt) = run(Vendor::Dahua, "POST", "/onvif/device_service", None, None, &two);
+        let (j, exempt) = run(
+            Vendor::Dahua,
+            "POST",
+            "/onvif/device_service",
+            None,
+            None,
+            &two,
+        );
         assert!(!exempt);
         assert!(!j.unwrap().verdict.allowed());
         // The action disagrees with the body.
@@ -263,7 +277,14 @@ mod tests {
         assert!(!exempt);
         // Not SOAP, or no operation at all, on an ONVIF path: unjudgeable.
         for body in ["", "{}", "<s:Envelope xmlns:s=\"x\"><s:Body/></s:Envelope>"] {
-            let (j, _) = run(Vendor::Dahua, "POST", "/onvif/device_service", None, None, body);
+            let (j, _) = run(
+                Vendor::Dahua,
+                "POST",
+                "/onvif/device_service",
+                None,
+                None,
+                body,
+            );
             assert!(j.is_err(), "{body}");
         }
     }

@@ -197,7 +197,8 @@ impl Proxy {
 
         // The body: bounded, and small until the recorder is known.
         let body = if recorder.is_some() {
-            self.read_body(body, self.cfg.max_body_bytes, None, &dev).await
+            self.read_body(body, self.cfg.max_body_bytes, None, &dev)
+                .await
         } else {
             let budget = self.unauthenticated_bodies.clone();
             let cap = self.cfg.max_unauthenticated_body_bytes;
@@ -226,7 +227,10 @@ impl Proxy {
                 limited_info(&dev, &parts.method, &target, "unjudgeable", &why.0);
                 return plain(
                     StatusCode::BAD_REQUEST,
-                    format!("refused by camgate: the request cannot be judged ({})", why.0),
+                    format!(
+                        "refused by camgate: the request cannot be judged ({})",
+                        why.0
+                    ),
                 );
             }
         };
@@ -316,7 +320,10 @@ impl Proxy {
                 Ok(b) => Bytes::from(b),
                 Err(e) => {
                     self.count(&dev, "deny", "unjudgeable");
-                    return plain(StatusCode::BAD_REQUEST, format!("refused by camgate: {}", e.0));
+                    return plain(
+                        StatusCode::BAD_REQUEST,
+                        format!("refused by camgate: {}", e.0),
+                    );
                 }
             }
         } else {
@@ -532,7 +539,10 @@ impl Proxy {
     }
 
     /// Checks the `Authorization` header (Digest, or Basic where allowed).
-    async fn authenticate_head(&self, c: &AuthCtx<'_>) -> Result<Arc<Recorder>, Box<Response<Body>>> {
+    async fn authenticate_head(
+        &self,
+        c: &AuthCtx<'_>,
+    ) -> Result<Arc<Recorder>, Box<Response<Body>>> {
         let authorization = c
             .parts
             .headers
@@ -558,7 +568,11 @@ impl Proxy {
 
     /// Turns an authentication outcome into the recorder or a 401 (held
     /// back a while after repeated failures from the address).
-    async fn check_outcome(&self, c: &AuthCtx<'_>, outcome: Outcome) -> Result<Arc<Recorder>, Box<Response<Body>>> {
+    async fn check_outcome(
+        &self,
+        c: &AuthCtx<'_>,
+        outcome: Outcome,
+    ) -> Result<Arc<Recorder>, Box<Response<Body>>> {
         match outcome {
             Outcome::Ok(r) => Ok(r),
             Outcome::Missing => Err(self.challenge(c, false)),
@@ -830,7 +844,9 @@ impl CookieJar {
         if name.is_empty()
             || pair.len() > COOKIE_MAX_BYTES
             || !name.chars().all(token)
-            || !value.chars().all(|c| c.is_ascii_graphic() && c != ';' && c != ',')
+            || !value
+                .chars()
+                .all(|c| c.is_ascii_graphic() && c != ';' && c != ',')
         {
             return;
         }

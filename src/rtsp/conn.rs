@@ -352,12 +352,15 @@ impl Conn {
                 let (target, _) = split_track(target.trim_end_matches('/'));
                 let target = target.trim_end_matches('/');
                 let (path, query) = target.split_once('?').unwrap_or((target, ""));
-                let (stream, _) = device.streams.iter().zip(&device.config.streams).find(
-                    |(_, cfg)| {
-                        crate::http::rewrite::StreamRoute::new(&cfg.path, String::new())
-                            .matches(path, query)
-                    },
-                )?;
+                let (stream, _) =
+                    device
+                        .streams
+                        .iter()
+                        .zip(&device.config.streams)
+                        .find(|(_, cfg)| {
+                            crate::http::rewrite::StreamRoute::new(&cfg.path, String::new())
+                                .matches(path, query)
+                        })?;
                 Some((id.to_string(), stream.name.to_string()))
             }
             None => {

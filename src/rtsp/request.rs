@@ -306,12 +306,17 @@ mod tests {
             "5 5",
             "0x10",
         ] {
-            let raw = format!("DESCRIBE rtsp://h/a/b RTSP/1.0\r\nCSeq: 1\r\nContent-Length: {len}\r\n\r\nabcde");
+            let raw = format!(
+                "DESCRIBE rtsp://h/a/b RTSP/1.0\r\nCSeq: 1\r\nContent-Length: {len}\r\n\r\nabcde"
+            );
             assert!(
                 matches!(parse(raw.as_bytes(), MAX), Parsed::Invalid(_)),
                 "{len}"
             );
-            assert!(matches!(parse(raw.as_bytes(), usize::MAX), Parsed::Invalid(_)), "{len}");
+            assert!(
+                matches!(parse(raw.as_bytes(), usize::MAX), Parsed::Invalid(_)),
+                "{len}"
+            );
         }
     }
 

@@ -231,7 +231,10 @@ async fn handle(
                 .ok()
                 .and_then(|s| s.token)
                 .is_some_and(|t| {
-                    let nonce = t.nonce.as_deref().and_then(camgate::http::soap::decode_nonce);
+                    let nonce = t
+                        .nonce
+                        .as_deref()
+                        .and_then(camgate::http::soap::decode_nonce);
                     t.username == CAM_USER
                         && camgate::http::soap::verify(&t, nonce.as_deref(), CAM_PASS)
                 });
@@ -285,7 +288,10 @@ async fn handle(
             // they are: a session cookie, a private header, a redirect
             // naming the camera.
             let h = r.headers_mut();
-            h.insert("Set-Cookie", "WebSession=cam-cookie-1; path=/".parse().unwrap());
+            h.insert(
+                "Set-Cookie",
+                "WebSession=cam-cookie-1; path=/".parse().unwrap(),
+            );
             h.insert("X-Camera-Private", "serial=DS123".parse().unwrap());
             h.insert(
                 "Location",

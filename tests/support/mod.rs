@@ -429,6 +429,19 @@ pub async fn retina_frames(
     seen
 }
 
+/// A recorder that opted into Basic (`cleartext_auth`), for tests whose
+/// subject is not authentication: the shared test recorder does Digest only.
+pub const LEGACY_RECORDER: &str = "[[recorder]]\nname = \"legacy\"\nusername = \"legacy\"\npassword = \"legacy-pw\"\ncleartext_auth = true\ndevices = [\"*\"]\n";
+
+/// `Authorization: Basic` for [`LEGACY_RECORDER`].
+pub fn legacy_basic() -> String {
+    use base64::Engine;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode("legacy:legacy-pw")
+    )
+}
+
 /// The nonce of the Digest challenge in a 401 response head.
 pub fn challenge_nonce(head: &str) -> String {
     head.lines()
