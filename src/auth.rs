@@ -365,7 +365,7 @@ impl Authenticator {
         if !r.allowed_from(peer) {
             return Outcome::Invalid(AuthFailure::AddressNotAllowed);
         }
-        if !token.digest && !(tls || r.cleartext_auth) {
+        if !(token.digest || tls || r.cleartext_auth) {
             return Outcome::Invalid(AuthFailure::CleartextRefused);
         }
         if let Some(t) = created {
@@ -509,6 +509,39 @@ fn replay_key(user: &str, nonce: &[u8]) -> [u8; 16] {
     k
 }
 
+/// A map whose entries are forgotten, oldest first, once older than a
+/// window or past a cap: the shape of both nonce caches below.
+struct Expiring<K, V> {
+    map: HashMap<K, V>,
+    order: VecDeque<(K, SystemTime)>,
+}
+
+impl<K, V> Default for Expiring<K, V> {
+    fn default() -> Self {
+        Expiring {
+            map: HashMap::new(),
+            order: VecDeque::new(),
+        }
+    }
+}
+
+impl<K: std::hash::Hash + Eq + Clone, V> Expiring<K, V> {
+    /// Forgets entries older than `window`, and the oldest while at `cap`.
+    fn prune(&mut self, now: SystemTime, window: Duration, cap: usize) {
+        while let Some((k, t)) = self.order.front()
+            && (now.duration_since(*t).unwrap_or_default() > window || self.order.len() >= cap)
+        {
+            self.map.remove(k);
+            self.order.pop_front();
+        }
+    }
+
+    fn insert(&mut self, k: K, v: V, now: SystemTime) {
+        self.map.insert(k.clone(), v);
+        self.order.push_back((k, now));
+    }
+}
+
 /// WS-Security nonces seen recently: a token whose nonce is in it is a
 /// replay (CVE-2022-30563 class). Bounded by entries, each a fixed 16-byte
 /// key (about 5 MiB at the cap); entries older than the window tokens can
@@ -516,10 +549,7 @@ fn replay_key(user: &str, nonce: &[u8]) -> [u8; 16] {
 #[derive(Default)]
 struct ReplayCache {
     // A std mutex: one insert per request, never across an await.
-    seen: Mutex<(
-        std::collections::HashSet<[u8; 16]>,
-        VecDeque<([u8; 16], SystemTime)>,
-    )>,
+    seen: Mutex<Expiring<[u8; 16], ()>>,
 }
 
 /// Most nonces remembered. At the default skew (a 10-minute window) the
@@ -532,18 +562,11 @@ impl ReplayCache {
         let key = replay_key(user, nonce);
         let now = SystemTime::now();
         let mut g = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        let (set, order) = &mut *g;
-        while let Some((k, t)) = order.front()
-            && (now.duration_since(*t).unwrap_or_default() > window
-                || order.len() >= REPLAY_CACHE_ENTRIES)
-        {
-            set.remove(k);
-            order.pop_front();
-        }
-        if !set.insert(key) {
+        g.prune(now, window, REPLAY_CACHE_ENTRIES);
+        if g.map.contains_key(&key) {
             return false;
         }
-        order.push_back((key, now));
+        g.insert(key, (), now);
         true
     }
 }
@@ -552,7 +575,7 @@ impl ReplayCache {
 #[derive(Default)]
 struct NcTracker {
     // A std mutex: one update per request, never across an await.
-    seen: Mutex<(HashMap<String, u32>, VecDeque<(String, SystemTime)>)>,
+    seen: Mutex<Expiring<String, u32>>,
 }
 
 enum NcCheck {
@@ -567,22 +590,15 @@ impl NcTracker {
     fn advance(&self, nonce: &str, nc: u32, lifetime: Duration) -> NcCheck {
         let now = SystemTime::now();
         let mut g = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        let (map, order) = &mut *g;
-        while let Some((k, t)) = order.front()
-            && (now.duration_since(*t).unwrap_or_default() > lifetime || order.len() >= NC_TRACKED)
-        {
-            map.remove(k);
-            order.pop_front();
-        }
-        match map.get_mut(nonce) {
+        g.prune(now, lifetime, NC_TRACKED);
+        match g.map.get_mut(nonce) {
             Some(last) if nc <= *last => NcCheck::Replay,
             Some(last) => {
                 *last = nc;
                 NcCheck::Ok
             }
             None => {
-                map.insert(nonce.to_string(), nc);
-                order.push_back((nonce.to_string(), now));
+                g.insert(nonce.to_string(), nc, now);
                 NcCheck::Ok
             }
         }

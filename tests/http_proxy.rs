@@ -552,7 +552,8 @@ async fn headers_never_name_an_operation_and_bypasses_never_reach_the_camera() {
         "<tds:SystemReboot xmlns:tds=\"http://www.onvif.org/ver10/device/wsdl\"/></s:Body>",
     );
     let other_case = gsdt_body.replace("GetSystemDateAndTime", "getSystemDateAndTime");
-    let unauthenticated: Vec<(&str, &str, Vec<(&str, &str)>, &str)> = vec![
+    type Case<'a> = (&'a str, &'a str, Vec<(&'a str, &'a str)>, &'a str);
+    let unauthenticated: Vec<Case> = vec![
         (
             "PUT",
             "/cam/ISAPI/Security/users/1",

@@ -410,7 +410,7 @@ fn replay_cache_is_bounded_and_forgets_old_entries() {
         c.fresh("u", &i.to_be_bytes(), Duration::from_secs(600));
     }
     let g = c.seen.lock().unwrap();
-    assert!(g.0.len() <= REPLAY_CACHE_ENTRIES && g.1.len() <= REPLAY_CACHE_ENTRIES);
+    assert!(g.map.len() <= REPLAY_CACHE_ENTRIES && g.order.len() <= REPLAY_CACHE_ENTRIES);
 }
 
 #[test]
