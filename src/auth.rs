@@ -655,16 +655,21 @@ impl Throttle {
     fn fail(&self, ip: IpAddr) -> Duration {
         let now = SystemTime::now();
         let mut m = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        if m.len() >= THROTTLE_MAX_ENTRIES {
+        let key = throttle_key(ip);
+        if m.len() >= THROTTLE_MAX_ENTRIES && !m.contains_key(&key) {
             m.retain(|_, f| now.duration_since(f.last).unwrap_or_default() < THROTTLE_WINDOW);
             if m.len() >= THROTTLE_MAX_ENTRIES {
-                // Under a spray from many addresses, treat all as suspect:
-                // keep the table bounded and delay everyone.
-                m.clear();
+                // Make room from addresses not locked out; a spray from
+                // many addresses must not wipe the lockouts in force.
+                m.retain(|_, f| f.blocked_until > now);
+            }
+            if m.len() >= THROTTLE_MAX_ENTRIES {
+                // Every entry is a lockout: this address is not tracked,
+                // but its answer is held back as if it were locked out.
                 return THROTTLE_MAX_DELAY;
             }
         }
-        let e = m.entry(throttle_key(ip)).or_insert(Failures {
+        let e = m.entry(key).or_insert(Failures {
             count: 0,
             last: now,
             blocked_until: now,

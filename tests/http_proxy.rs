@@ -481,7 +481,9 @@ async fn malformed_and_smuggling_attempts_are_rejected() {
         "GET /nope/ISAPI/System/deviceInfo HTTP/1.1\r\nHost: x\r\n\r\n".to_string(),
         "GARBAGE\x00\x01\r\n\r\n".to_string(),
     ];
-    let expect = [400, 400, 400, 400, 400, 413, 431, 404, 400];
+    // An unknown device: 401 to a stranger (device ids are not listed to
+    // anyone), 404 once authenticated (below).
+    let expect = [400, 400, 400, 400, 400, 413, 431, 401, 400];
     for (req, want) in cases.into_iter().zip(expect) {
         let resp = raw(req.clone()).await;
         let status: u16 = resp
@@ -496,6 +498,17 @@ async fn malformed_and_smuggling_attempts_are_rejected() {
             req.chars().take(120).collect::<String>()
         );
     }
+    assert_eq!(
+        http(
+            s.api,
+            "GET",
+            "/nope/ISAPI/System/deviceInfo",
+            &[("Authorization", &auth)]
+        )
+        .await
+        .0,
+        404
+    );
     // No credentials: 401 with a challenge; wrong ones too.
     let (st, head, _) = http(s.api, "GET", "/cam/ISAPI/System/deviceInfo", &[]).await;
     assert_eq!(st, 401);

@@ -479,3 +479,18 @@ fn throttle_delay_grows_then_caps() {
     assert!(d > Duration::ZERO && d <= THROTTLE_MAX_DELAY);
     assert!(t.fail("192.0.2.2".parse().unwrap()).is_zero());
 }
+
+#[test]
+fn a_spray_of_addresses_does_not_wipe_lockouts() {
+    let t = Throttle::default();
+    let locked: IpAddr = "192.0.2.77".parse().unwrap();
+    for _ in 0..=THROTTLE_FREE {
+        t.fail(locked);
+    }
+    assert!(t.blocked(locked));
+    for i in 0..(THROTTLE_MAX_ENTRIES as u32 + 50) {
+        t.fail(IpAddr::from((0x0a00_0000u32 + i).to_be_bytes()));
+    }
+    assert!(t.blocked(locked), "the lockout survived the spray");
+    assert!(t.failures.lock().unwrap().len() <= THROTTLE_MAX_ENTRIES);
+}

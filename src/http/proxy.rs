@@ -150,6 +150,26 @@ impl Proxy {
     ) -> Response<Body> {
         let (api, target_raw, public, tls) = match self.route(&req, local, &mode) {
             Ok(x) => x,
+            Err(resp) if resp.status() == StatusCode::NOT_FOUND => {
+                // Which device ids exist is told only to a recorder that
+                // authenticated: to anyone else an unknown id is a 401 too.
+                let raw_uri = req.uri().to_string();
+                let (parts, _) = req.into_parts();
+                let ctx = AuthCtx {
+                    parts: &parts,
+                    peer,
+                    tls: false,
+                    raw_uri: &raw_uri,
+                    dev: "unknown",
+                };
+                return match self.authenticate_head(&ctx).await {
+                    Ok(_) => {
+                        self.count("unknown", "deny", "unknown_device");
+                        resp
+                    }
+                    Err(challenge) => close(*challenge),
+                };
+            }
             Err(resp) => return resp,
         };
         let dev = api.device.id.to_string();
@@ -397,7 +417,6 @@ impl Proxy {
                     None => (rest, ""),
                 };
                 let Some(api) = self.devices.get(id).cloned() else {
-                    self.count("unknown", "deny", "unknown_device");
                     return Err(plain(StatusCode::NOT_FOUND, "no such device"));
                 };
                 let tail = if tail.starts_with('?') || tail.is_empty() {

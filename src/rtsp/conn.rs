@@ -217,7 +217,14 @@ impl Conn {
         let cseq = Some(cseq.as_str());
         debug!(method = %req.method, uri = %crate::telemetry::redact_uri(&req.uri), "request");
         if req.method == "OPTIONS" {
-            if let Some(s) = req.session_id().and_then(|id| self.server.sessions.get(id)) {
+            // A keepalive, but OPTIONS needs no credentials: it keeps alive
+            // only a session of the recorder this connection authenticated
+            // as, never one whose id an unauthenticated peer learned.
+            if let (Some(rec), Some(s)) = (
+                &self.recorder,
+                req.session_id().and_then(|id| self.server.sessions.get(id)),
+            ) && s.recorder.name == rec.name
+            {
                 s.touch();
             }
             return self

@@ -65,6 +65,10 @@ pub fn parse(buf: &[u8], max: usize) -> Parsed {
         .iter()
         .take_while(|b| **b == b'\r' || **b == b'\n')
         .count();
+    if skip > max {
+        // Blank lines count against the request size like any other byte.
+        return Parsed::Invalid("too many blank lines");
+    }
     let b = &buf[skip..];
     if b.is_empty() {
         return Parsed::Incomplete;
@@ -318,6 +322,14 @@ mod tests {
                 "{len}"
             );
         }
+    }
+
+    #[test]
+    fn blank_lines_count_against_the_size_limit() {
+        let flood = vec![b'\n'; MAX + 1];
+        assert!(matches!(parse(&flood, MAX), Parsed::Invalid(_)));
+        let some = b"\r\n\r\nOPTIONS * RTSP/1.0\r\nCSeq: 1\r\n\r\n";
+        assert!(matches!(parse(some, MAX), Parsed::Request { .. }));
     }
 
     #[test]
