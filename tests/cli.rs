@@ -9,6 +9,15 @@ use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_camgate");
 
+/// Runs `camgate <cmd> --config <file>` and waits for it.
+fn camgate(cmd: &str, file: &std::path::Path) -> std::process::Output {
+    Command::new(BIN)
+        .args([cmd, "--config"])
+        .arg(file)
+        .output()
+        .unwrap()
+}
+
 fn write_config(text: &str) -> tempfile::NamedTempFile {
     let f = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(f.path(), text).unwrap();
@@ -41,11 +50,7 @@ fn check_lists_every_problem_and_exits_1() {
     let f = write_config(
         "[rtsp]\nlisn = 1\n[[device]]\nid = \"Bad\"\n[[device]]\nid = \"ok\"\nhost = \"x\"\n[device.streams]\nmain = \"/a\"\n",
     );
-    let out = Command::new(BIN)
-        .args(["check", "--config"])
-        .arg(f.path())
-        .output()
-        .unwrap();
+    let out = camgate("check", f.path());
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     for expect in [
@@ -68,11 +73,7 @@ fn check_lists_every_problem_and_exits_1() {
 #[test]
 fn run_with_a_bad_config_exits_1_and_a_busy_port_exits_2() {
     let f = write_config("[rtsp]\nlisten = \"nonsense\"\n");
-    let out = Command::new(BIN)
-        .args(["run", "--config"])
-        .arg(f.path())
-        .output()
-        .unwrap();
+    let out = camgate("run", f.path());
     assert_eq!(
         out.status.code(),
         Some(1),
@@ -85,11 +86,7 @@ fn run_with_a_bad_config_exits_1_and_a_busy_port_exits_2() {
     let f = write_config(&format!(
         "[rtsp]\nlisten = \"127.0.0.1:{port}\"\nudp = false\n[[device]]\nid = \"demo\"\nsimulated = true\n"
     ));
-    let out = Command::new(BIN)
-        .args(["run", "--config"])
-        .arg(f.path())
-        .output()
-        .unwrap();
+    let out = camgate("run", f.path());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(
@@ -165,11 +162,7 @@ fn nft_needs_the_camera_side() {
     let cam = "[[device]]\nid = \"cam\"\nhost = \"10.20.0.11\"\n[device.streams]\nmain = \"/a\"\n\
                [egress]\ntrap_tcp = \"0.0.0.0:15001\"\n";
     let f = write_config(cam);
-    let out = Command::new(BIN)
-        .args(["nft", "--config"])
-        .arg(f.path())
-        .output()
-        .unwrap();
+    let out = camgate("nft", f.path());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(out.stdout.is_empty(), "no ruleset at all");
@@ -179,11 +172,7 @@ fn nft_needs_the_camera_side() {
     );
     // check warns (run shares its validation, and the trap works behind
     // any firewall), and still exits 0.
-    let out = Command::new(BIN)
-        .args(["check", "--config"])
-        .arg(f.path())
-        .output()
-        .unwrap();
+    let out = camgate("check", f.path());
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}");
     assert!(
@@ -192,11 +181,7 @@ fn nft_needs_the_camera_side() {
     );
 
     let f = write_config(&format!("{cam}camera_networks = [\"10.20.0.0/24\"]\n"));
-    let out = Command::new(BIN)
-        .args(["nft", "--config"])
-        .arg(f.path())
-        .output()
-        .unwrap();
+    let out = camgate("nft", f.path());
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}");
     assert!(
@@ -205,11 +190,7 @@ fn nft_needs_the_camera_side() {
     );
 
     let f = write_config(&format!("{cam}camera_networks = [\"10.20.0.1/24\"]\n"));
-    let out = Command::new(BIN)
-        .args(["nft", "--config"])
-        .arg(f.path())
-        .output()
-        .unwrap();
+    let out = camgate("nft", f.path());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(

@@ -426,17 +426,7 @@ async fn read_http(s: &mut TcpStream) -> Option<String> {
 /// shipped policy files beside the config).
 async fn spawn_http(http: &str) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
-    let policy = dir.path().join("policy");
-    std::fs::create_dir_all(&policy).unwrap();
-    for f in ["common.toml", "onvif.toml", "hikvision.toml", "dahua.toml"] {
-        std::fs::copy(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("config/policy")
-                .join(f),
-            policy.join(f),
-        )
-        .unwrap();
-    }
+    copy_shipped_policy(dir.path());
     let config = format!(
         "{}\n[http]\nlisten = \"127.0.0.1:0\"\n{http}\n[[device]]\nid = \"demo\"\nsimulated = true\n",
         base_config("")

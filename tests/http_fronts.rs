@@ -19,17 +19,7 @@ fn basic() -> String {
 }
 
 async fn app_in(dir: tempfile::TempDir, config: &str) -> TestApp {
-    let policy = dir.path().join("policy");
-    std::fs::create_dir_all(&policy).unwrap();
-    for f in ["common.toml", "onvif.toml", "hikvision.toml", "dahua.toml"] {
-        std::fs::copy(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("config/policy")
-                .join(f),
-            policy.join(f),
-        )
-        .unwrap();
-    }
+    copy_shipped_policy(dir.path());
     spawn_app_in(dir, config, &[("CAM_PW", fake_camera::CAM_PASS)]).await
 }
 

@@ -52,17 +52,7 @@ async fn setup(vendor: &str, extra: &str) -> Setup {
 /// spawn_app, with the shipped config/policy/ copied beside the config.
 async fn spawn_app_with_policy(config: &str, env: &[(&str, &str)]) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
-    let policy = dir.path().join("policy");
-    std::fs::create_dir_all(&policy).unwrap();
-    for f in ["common.toml", "onvif.toml", "hikvision.toml", "dahua.toml"] {
-        std::fs::copy(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("config/policy")
-                .join(f),
-            policy.join(f),
-        )
-        .unwrap();
-    }
+    copy_shipped_policy(dir.path());
     spawn_app_in(dir, config, env).await
 }
 

@@ -429,6 +429,22 @@ pub async fn retina_frames(
     seen
 }
 
+/// Copies the shipped `config/policy/*.toml` into `dir/policy/`, where a
+/// config written in `dir` finds them by default.
+pub fn copy_shipped_policy(dir: &Path) {
+    let policy = dir.join("policy");
+    std::fs::create_dir_all(&policy).unwrap();
+    for f in ["common.toml", "onvif.toml", "hikvision.toml", "dahua.toml"] {
+        std::fs::copy(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("config/policy")
+                .join(f),
+            policy.join(f),
+        )
+        .unwrap();
+    }
+}
+
 /// A recorder that opted into Basic (`cleartext_auth`), for tests whose
 /// subject is not authentication: the shared test recorder does Digest only.
 pub const LEGACY_RECORDER: &str = "[[recorder]]\nname = \"legacy\"\nusername = \"legacy\"\npassword = \"legacy-pw\"\ncleartext_auth = true\ndevices = [\"*\"]\n";
