@@ -327,7 +327,14 @@ fn start_camgate(camera: SocketAddr) -> Proc {
     let file = dir.path().join("camgate.toml");
     std::fs::write(&file, config).expect("write config");
     let mut child = Command::new(BIN)
-        .args(["run", "--log-format", "json", "--log", "warn", "--config"])
+        .args([
+            "run",
+            "--log-format",
+            "json",
+            "--log",
+            "warn,camgate::app=info",
+            "--config",
+        ])
         .arg(&file)
         .stderr(Stdio::piped())
         .spawn()
@@ -436,7 +443,14 @@ fn main() {
     if let Some(path) = o.out {
         let text = format!(
             "# A hostile camera's access units: measured\n\n\
-             Latest results of `cargo bench --bench hostile_camera -- --out {}` (method: `benches/hostile_camera.rs`), {} s per variant, on this machine (2 cores).\n\n{md}",
+             Latest results of `cargo bench --bench hostile_camera -- --out {}` (method: `benches/hostile_camera.rs`), \
+             up to {} s per variant, on this machine (2 cores, loopback).\n\n\
+             The camera sends one honest key frame, then never ends an access unit: `fu-a` one FU-A \
+             fragment stream without an end, `same-ts` slices sharing one timestamp without a marker, \
+             `sei` SEI units the same way; an RTCP sender report every second. A run stops at {RSS_CAP_MIB} MiB \
+             of camgate RSS (\"cap reached\"). \"2 s after\" is after the camera stopped; \"camera sessions\" \
+             counts camgate's PLAYs (the flooded session, then its reconnect once the camera stopped). \
+             What it means: `docs/security.md`, section 3.3.\n\n{md}",
             path.display(),
             o.secs
         );

@@ -239,6 +239,18 @@ fn one_shot_commands(site: &Site) {
     }
 }
 
+/// The `camgate run` child, killed if the test fails before stopping it.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 async fn wait_ready(admin: SocketAddr, child: &mut Child) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
@@ -265,12 +277,15 @@ async fn no_password_in_any_output() {
 
     let log = site.dir.path().join("stderr.log");
     let out = site.dir.path().join("stdout.log");
-    let mut child = camgate(&site, &["run"])
-        .stdout(Stdio::from(std::fs::File::create(&out).unwrap()))
-        .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
-        .spawn()
-        .unwrap();
-    wait_ready(site.admin, &mut child).await;
+    let mut running = Running(
+        camgate(&site, &["run"])
+            .stdout(Stdio::from(std::fs::File::create(&out).unwrap()))
+            .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
+            .spawn()
+            .unwrap(),
+    );
+    let child = &mut running.0;
+    wait_ready(site.admin, child).await;
     let rtsp = site.rtsp;
 
     // A recorder that plays with its credentials in the URL (ffmpeg sends
