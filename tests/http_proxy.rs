@@ -190,6 +190,12 @@ async fn exploits_maintenance_and_cloud_requests_never_reach_the_camera() {
         ("PUT", "/cam/ISAPI/System/time/ntpServers/1"),
         ("POST", "/cam/ISAPI/Event/notification/httpHosts"),
         ("GET", "/cam/ISAPI/Not/Listed"),
+        // Reads of stored secrets (site passwords, cloud verification codes).
+        ("GET", "/cam/ISAPI/System/Network/PPPoE"),
+        ("GET", "/cam/ISAPI/System/Network/EZVIZ"),
+        ("GET", "/cam/ISAPI/System/Network/DDNS"),
+        ("GET", "/cam/isapi/system/network/Mailing"),
+        ("GET", "/cam/ISAPI/System/Network/interfaces/2/wireless"),
     ] {
         let (st, _, body) =
             http_body(s.api, method, path, &[("Authorization", &auth)], "<x/>").await;
@@ -235,24 +241,120 @@ async fn exploits_maintenance_and_cloud_requests_never_reach_the_camera() {
 
 /// An ONVIF request for `op`, signed with the recorder's UsernameToken.
 fn onvif(op: &str, signed: bool) -> String {
-    let header = if signed {
-        let created = jiff::Timestamp::now()
-            .round(jiff::Unit::Second)
-            .unwrap()
-            .to_string();
-        let created = created.as_str();
-        let nonce: [u8; 16] = rand::random();
-        let nonce = base64::engine::general_purpose::STANDARD.encode(nonce);
-        let digest = camgate::http::soap::password_digest(&nonce, created, NVR_PASS).unwrap();
-        format!(
-            "<s:Header><wsse:Security xmlns:wsse=\"http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd\"><wsse:UsernameToken><wsse:Username>{NVR_USER}</wsse:Username><wsse:Password Type=\"http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-username-token-profile-1.0#PasswordDigest\">{digest}</wsse:Password><wsse:Nonce>{nonce}</wsse:Nonce><wsu:Created xmlns:wsu=\"http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd\">{created}</wsu:Created></wsse:UsernameToken></wsse:Security></s:Header>"
-        )
+    if !signed {
+        return onvif_with(op, "");
+    }
+    let created = jiff::Timestamp::now()
+        .round(jiff::Unit::Second)
+        .unwrap()
+        .to_string();
+    let nonce: [u8; 16] = rand::random();
+    let nonce = base64::engine::general_purpose::STANDARD.encode(nonce);
+    let digest = camgate::http::soap::password_digest(&nonce, &created, NVR_PASS).unwrap();
+    onvif_with(op, &ws_header(&nonce, &created, &digest, true))
+}
+
+/// A WS-Security header with the recorder's name and the given parts, as
+/// sent (so a test can spell the nonce or the time as an attacker would).
+fn ws_header(nonce: &str, created: &str, password: &str, digest: bool) -> String {
+    let kind = if digest {
+        "PasswordDigest"
     } else {
-        String::new()
+        "PasswordText"
     };
+    format!(
+        "<s:Header><wsse:Security xmlns:wsse=\"http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd\"><wsse:UsernameToken><wsse:Username>{NVR_USER}</wsse:Username><wsse:Password Type=\"http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-username-token-profile-1.0#{kind}\">{password}</wsse:Password><wsse:Nonce>{nonce}</wsse:Nonce><wsu:Created xmlns:wsu=\"http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd\">{created}</wsu:Created></wsse:UsernameToken></wsse:Security></s:Header>"
+    )
+}
+
+fn onvif_with(op: &str, header: &str) -> String {
     format!(
         "<?xml version=\"1.0\"?><s:Envelope xmlns:s=\"http://www.w3.org/2003/05/soap-envelope\">{header}<s:Body><tds:{op} xmlns:tds=\"http://www.onvif.org/ver10/device/wsdl\"><trt:ProfileToken xmlns:trt=\"http://www.onvif.org/ver10/media/wsdl\">Profile_1</trt:ProfileToken></tds:{op}></s:Body></s:Envelope>"
     )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ws_security_tokens_old_replayed_or_in_clear_never_reach_the_camera() {
+    let s = setup("hikvision", "").await;
+    let soap = [("Content-Type", "application/soap+xml; charset=utf-8")];
+    let before = s.cam.requests().len();
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let at = |off: i64| {
+        jiff::Timestamp::now()
+            .checked_add(jiff::SignedDuration::from_secs(off))
+            .unwrap()
+            .round(jiff::Unit::Second)
+            .unwrap()
+            .to_string()
+    };
+    let signed = |nonce: &str, created: &str| {
+        let digest = camgate::http::soap::password_digest(nonce.trim(), created, NVR_PASS)
+            .unwrap_or_else(|| "AAAA".into());
+        onvif_with("GetCapabilities", &ws_header(nonce, created, &digest, true))
+    };
+    // Two hours old, and from the future.
+    for off in [-7200, 7200] {
+        let body = signed(&b64.encode(rand::random::<[u8; 16]>()), &at(off));
+        let (st, _, _) = http_body(s.api, "POST", "/cam/onvif/device_service", &soap, &body).await;
+        assert_eq!(st, 401, "{off}");
+    }
+    // A fresh token passes once; replayed as sent, or with a Unicode space
+    // added to its nonce, it is refused.
+    let nonce = b64.encode(rand::random::<[u8; 16]>());
+    let created = at(0);
+    let digest = camgate::http::soap::password_digest(&nonce, &created, NVR_PASS).unwrap();
+    let once = onvif_with(
+        "GetCapabilities",
+        &ws_header(&nonce, &created, &digest, true),
+    );
+    let (st, _, _) = http_body(s.api, "POST", "/cam/onvif/device_service", &soap, &once).await;
+    assert_eq!(st, 200);
+    let camera_saw = s.cam.requests().len();
+    for spelled in [
+        nonce.clone(),
+        format!("{nonce}\u{2003}"),
+        format!("\u{00a0}{nonce}"),
+        format!(" {nonce}\n"),
+    ] {
+        let replay = onvif_with(
+            "GetCapabilities",
+            &ws_header(&spelled, &created, &digest, true),
+        );
+        let (st, _, _) =
+            http_body(s.api, "POST", "/cam/onvif/device_service", &soap, &replay).await;
+        assert_eq!(st, 401, "{spelled:?}");
+    }
+    // The password in clear, on a plaintext listener, from a recorder that
+    // did not opt in.
+    let clear = onvif_with(
+        "GetCapabilities",
+        &ws_header(
+            &b64.encode(rand::random::<[u8; 16]>()),
+            &at(0),
+            NVR_PASS,
+            false,
+        ),
+    );
+    let (st, _, _) = http_body(s.api, "POST", "/cam/onvif/device_service", &soap, &clear).await;
+    assert_eq!(st, 401);
+    // A nonce far over the size a nonce can be.
+    let huge = signed(&b64.encode(vec![7u8; 4096]), &at(0));
+    let (st, _, _) = http_body(s.api, "POST", "/cam/onvif/device_service", &soap, &huge).await;
+    assert_eq!(st, 401);
+    assert_eq!(s.cam.requests().len(), camera_saw);
+    assert_eq!(camera_saw, before + 1);
+    let metrics = http(s.app.admin, "GET", "/metrics", &[]).await.2;
+    for reason in ["expired", "replay", "cleartext_refused"] {
+        assert!(
+            sample(
+                &metrics,
+                &format!("camgate_auth_failures_total{{protocol=\"http\",reason=\"{reason}\"}}")
+            )
+            .is_some_and(|v| v >= 1.0),
+            "{reason}: {metrics}"
+        );
+    }
+    s.app.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -377,6 +479,8 @@ async fn dahua_rpc_and_cgi() {
     for body in [
         r#"{"method":"system.multicall","params":[{"method":"magicBox.getSerialNo"},{"method":"userManager.addUser","params":{"user":{"Name":"x"}}}],"id":2}"#,
         r#"{"method":"configManager.setConfig","params":{"name":"T2UServer","table":{"Enable":true}}}"#,
+        r#"{"method":"configManager.getConfig","params":{"name":"Email"},"id":3}"#,
+        r#"{"method":"system.multicall","params":[{"method":"magicBox.getSerialNo"},{"method":"configManager.getConfig","params":{"name":"WLan"}}],"id":4}"#,
     ] {
         let (st, _, text) = http_body(s.api, "POST", "/cam/RPC2", &ok, body).await;
         assert_eq!(st, 403, "{body}: {text}");
@@ -407,6 +511,9 @@ async fn dahua_rpc_and_cgi() {
         "/cam/cgi-bin/userManager.cgi?action=addUser",
         "/cam/cgi-bin/magicBox.cgi?action=reboot",
         "/cam/cgi-bin/upgrader.cgi?action=uploadFirmware",
+        "/cam/cgi-bin/configManager.cgi?action=getConfig&name=Email",
+        "/cam/cgi-bin/configManager.cgi?action=getConfig&name=WLan",
+        "/cam/cgi-bin/configManager.cgi?action=getConfig&name=PPPoE",
     ] {
         assert_eq!(http(s.api, "GET", path, &ok).await.0, 403, "{path}");
     }
