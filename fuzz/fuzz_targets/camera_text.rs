@@ -25,7 +25,12 @@ fuzz_target!(|data: &[u8]| {
         "control character in label: {label:?}"
     );
     if let Some(info) = fp::parse_device_information(data) {
-        for v in [&info.manufacturer, &info.model, &info.firmware, &info.serial] {
+        for v in [
+            &info.manufacturer,
+            &info.model,
+            &info.firmware,
+            &info.serial,
+        ] {
             assert!(v.chars().count() <= 64, "{v:?}");
         }
     }

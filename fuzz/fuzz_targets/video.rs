@@ -11,7 +11,11 @@ fuzz_target!(|data: &[u8]| {
     let Some((&sel, rest)) = data.split_first() else {
         return;
     };
-    let syntax = if sel & 1 == 0 { Syntax::H264 } else { Syntax::H265 };
+    let syntax = if sel & 1 == 0 {
+        Syntax::H264
+    } else {
+        Syntax::H265
+    };
     let nals = camgate::source::clip::annexb_nals(rest);
     let out = sanitize::access_unit(syntax, Policy::STRICT, &nals);
     let units: Vec<&[u8]> = match &out {
