@@ -23,6 +23,7 @@ async fn parameter_sets_only_in_band_and_unrelayed_tracks() {
         sprop: false,
         extra_tracks: true,
         metadata: true,
+        ..Options::default()
     })
     .await;
     let config = format!(
@@ -51,6 +52,7 @@ async fn onvif_metadata_relayed_when_passed() {
         sprop: true,
         extra_tracks: true,
         metadata: true,
+        ..Options::default()
     })
     .await;
     let config = format!(
@@ -262,5 +264,44 @@ async fn sender_reports_map_wall_clock_to_rtp_time() {
         assert!(diff.abs() < 90_000 / 5, "SR RTP time off by {diff} ticks");
         reports += 1;
     }
+    app.stop().await;
+}
+
+/// A camera whose video stops while its RTCP goes on (a hung encoder, or a
+/// hostile camera feeding one access unit that never ends): only video
+/// progress keeps the session, so camgate ends it, reconnects with
+/// backoff, counts it, and a recorder that was playing is not left with a
+/// live-looking stream that sends nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_camera_whose_video_stops_is_reconnected_though_rtcp_goes_on() {
+    let cam = ScriptedCamera::start_with(Options {
+        stall_after: Some(25),
+        ..Options::default()
+    })
+    .await;
+    // base_config sets [camera] read_timeout_secs = 5.
+    let config = format!(
+        "{}\n{}",
+        base_config(""),
+        camera_device(cam.addr.port(), "")
+    );
+    let app = spawn_app(&config, &[]).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(25);
+    while cam.connections.load(Ordering::SeqCst) < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no reconnect though the camera sent no video for 20 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let metrics = http(app.admin, "GET", "/metrics", &[]).await.2;
+    assert!(
+        sample(
+            &metrics,
+            "camgate_stream_reconnects_total{device=\"cam\",stream=\"main\",reason=\"timeout\"}"
+        )
+        .is_some_and(|v| v >= 1.0),
+        "{metrics}"
+    );
     app.stop().await;
 }

@@ -133,7 +133,9 @@ pub struct CameraSection {
     /// Timeout for each step toward a camera: TCP connect + DESCRIBE, each
     /// SETUP, PLAY. Default `10`.
     pub connect_timeout_secs: u64,
-    /// A camera that sends no frame for this long is reconnected. Default `20`.
+    /// A camera that delivers no complete video frame for this long is
+    /// reconnected; RTCP, audio, metadata and keepalive answers do not
+    /// count. Default `20`.
     pub read_timeout_secs: u64,
     /// First reconnect delay; doubles after each failure. Default `1`.
     pub backoff_initial_secs: u64,

@@ -118,6 +118,13 @@ pub async fn run_session(
     let mut reports = tokio::time::interval(SENDER_REPORT_INTERVAL);
     reports.tick().await;
     tokio::pin!(idle);
+    // Video progress: only a video frame moves this deadline. RTCP reports,
+    // audio, metadata and keepalive answers keep a session looking alive
+    // while the encoder is hung, or while a hostile camera feeds one access
+    // unit that never ends; either way the session is ended and the stream
+    // reconnects with backoff.
+    let no_video = tokio::time::sleep(read_timeout);
+    tokio::pin!(no_video);
     loop {
         let item = tokio::select! {
             r = tokio::time::timeout(read_timeout, demuxed.next()) => r,
@@ -126,6 +133,12 @@ pub async fn run_session(
                     src.publisher.send_reports();
                 }
                 continue;
+            }
+            _ = &mut no_video => {
+                return Err(SourceError::new(
+                    ErrorKind::Timeout,
+                    format!("no video frame from {url} for {}s", read_timeout.as_secs()),
+                ));
             }
             _ = &mut idle => return Ok(()),
         };
@@ -151,6 +164,9 @@ pub async fn run_session(
                 let Some(Some(ti)) = index_of.get(sid).copied() else {
                     continue;
                 };
+                no_video
+                    .as_mut()
+                    .reset(tokio::time::Instant::now() + read_timeout);
                 if (f.has_new_parameters() || tracks[ti].is_none())
                     && let Some(codec) = demuxed.streams()[sid].parameters().and_then(video_codec)
                 {

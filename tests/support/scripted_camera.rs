@@ -43,6 +43,9 @@ pub struct Options {
     /// Send an ONVIF metadata document every second on the metadata track
     /// (with `extra_tracks`), if the client set it up.
     pub metadata: bool,
+    /// After this many frames, stop sending video but keep the session
+    /// looking alive: an RTCP sender report every second (a hung encoder).
+    pub stall_after: Option<usize>,
 }
 
 impl Default for Options {
@@ -51,6 +54,7 @@ impl Default for Options {
             sprop: true,
             extra_tracks: false,
             metadata: false,
+            stall_after: None,
         }
     }
 }
@@ -272,6 +276,24 @@ async fn serve(s: TcpStream, addr: SocketAddr, opts: Options) {
                 Some(v) => if wr.write_all(&v).await.is_err() { break },
             },
             _ = tick.tick(), if playing => {
+                if opts.stall_after.is_some_and(|n| i >= n) {
+                    // Stalled: only a sender report, once a second.
+                    if i.is_multiple_of(25) {
+                        let mut sr = BytesMut::with_capacity(32);
+                        sr.put_u8(b'$');
+                        sr.put_u8(1);
+                        sr.put_u16(28);
+                        sr.put_slice(&[0x80, 200, 0, 6]);
+                        sr.put_u32(CAMERA_SSRC);
+                        sr.put_u64(0xE000_0000_0000_0000 | i as u64);
+                        sr.put_u32((i as u32).wrapping_mul(3600));
+                        sr.put_u32(i as u32);
+                        sr.put_u32(0);
+                        if wr.write_all(&sr).await.is_err() { break }
+                    }
+                    i += 1;
+                    continue;
+                }
                 let (nals, key) = &frames[i % frames.len()];
                 let ts = (i as u32).wrapping_mul(3600);
                 let out = packetize_quirky(&sps, &pps, nals, *key, ts, &mut seq);
