@@ -17,7 +17,7 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE};
 use support::fake_camera::{self, FakeCamera};
 use support::scripted_camera::{Options, ScriptedCamera};
-use support::{free_port, http, http_body, raw_request, require, retina_frames, retina_play};
+use support::{copy_shipped_policy, free_port, http, http_body, raw_request, require, retina_frames, retina_play};
 
 const BIN: &str = env!("CARGO_BIN_EXE_camgate");
 
@@ -97,17 +97,7 @@ struct Site {
 /// The config: three recorders and four devices, one password source each.
 fn site(rtsp_cam: SocketAddr, api_cam: SocketAddr) -> Site {
     let dir = tempfile::tempdir().unwrap();
-    let policy = dir.path().join("policy");
-    std::fs::create_dir_all(&policy).unwrap();
-    for f in ["common.toml", "onvif.toml", "hikvision.toml", "dahua.toml"] {
-        std::fs::copy(
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("config/policy")
-                .join(f),
-            policy.join(f),
-        )
-        .unwrap();
-    }
+    copy_shipped_policy(dir.path());
     std::fs::write(dir.path().join("rec.pw"), format!("{}\n", REC_FILE.1)).unwrap();
     std::fs::write(dir.path().join("dev.pw"), format!("{}\n", DEV_FILE.1)).unwrap();
     let port = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));

@@ -7,11 +7,14 @@
 //! SOAPAction, Authorization); after it, the body.
 #![no_main]
 
-use std::net::{IpAddr, Ipv4Addr};
-use std::sync::{Arc, OnceLock};
+#[path = "common/auth.rs"]
+mod common_auth;
 
-use camgate::auth::{Authenticator, Presented, Settings};
-use camgate::config::{DeviceSet, Recorder, Secret, Vendor};
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::OnceLock;
+
+use camgate::auth::Presented;
+use camgate::config::Vendor;
 use camgate::http::policy::Policy;
 use camgate::http::rewrite::{Rewriter, StreamReplace, StreamRoute};
 use camgate::http::{judge, normalize, rpc, soap};
@@ -27,33 +30,6 @@ fn policy() -> &'static Policy {
             .collect();
         Policy::load(&files).unwrap_or_else(|e| panic!("shipped policy: {e:?}"))
     })
-}
-
-fn auth() -> &'static Authenticator {
-    static A: OnceLock<Authenticator> = OnceLock::new();
-    A.get_or_init(|| {
-        Authenticator::new(
-            &[Recorder {
-                name: Arc::from("nvr"),
-                username: "nvr".into(),
-                password: Secret::new("pw"),
-                allow_from: vec![],
-                devices: DeviceSet::All,
-                cleartext_auth: false,
-            }],
-            Settings::default(),
-        )
-    })
-}
-
-/// A nonce camgate issued to the fuzzed peer (192.0.2.1).
-fn issued_nonce() -> String {
-    let c = auth().challenges(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)), false, false, true);
-    c[0].split("nonce=\"")
-        .nth(1)
-        .and_then(|r| r.split('"').next())
-        .unwrap_or("")
-        .to_string()
 }
 
 fn rewriter() -> &'static Rewriter {
@@ -83,10 +59,12 @@ fuzz_target!(|data: &[u8]| {
     let soap_action = lines.next().filter(|s| !s.is_empty());
     // `@NONCE@` stands for a nonce camgate issued to this peer, so the
     // Digest checks past the nonce (user, response, uri, stale, nc) run too.
-    let authorization = lines
-        .next()
-        .filter(|s| !s.is_empty())
-        .map(|a| a.replace("@NONCE@", &issued_nonce()));
+    let authorization = lines.next().filter(|s| !s.is_empty()).map(|a| {
+        a.replace(
+            "@NONCE@",
+            &common_auth::issued_nonce(common_auth::auth(false)),
+        )
+    });
     let authorization = authorization.as_deref();
 
     let _ = soap::parse(body);
@@ -94,9 +72,9 @@ fuzz_target!(|data: &[u8]| {
     let _ = rpc::calls(body);
     let _ = soap::resign(body, Some("<wsse:Security/>"));
     let _ = soap::resign(body, None);
-    let peer = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
+    let peer = common_auth::PEER;
     for tls in [false, true] {
-        let _ = auth().check(&Presented {
+        let _ = common_auth::auth(false).check(&Presented {
             method: "GET",
             authorization,
             peer,
@@ -116,7 +94,7 @@ fuzz_target!(|data: &[u8]| {
                     .is_none_or(|d| !d.is_empty() && d.len() <= 64)
             );
         }
-        let _ = auth().check_ws_token(&t, peer, false);
+        let _ = common_auth::auth(false).check_ws_token(&t, peer, false);
     }
 
     if let Ok(target) = normalize::target(raw_target) {
