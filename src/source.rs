@@ -43,6 +43,9 @@ pub enum ErrorKind {
     Closed,
     /// The camera spoke something camgate could not use.
     Protocol,
+    /// The session's code panicked on what the camera sent (a bug, in
+    /// camgate or retina): caught, counted and retried like any failure.
+    Panic,
 }
 
 impl ErrorKind {
@@ -53,8 +56,26 @@ impl ErrorKind {
             ErrorKind::Auth => "auth",
             ErrorKind::Closed => "closed",
             ErrorKind::Protocol => "protocol",
+            ErrorKind::Panic => "panic",
         }
     }
+}
+
+/// Runs one camera session, turning a panic inside it into an
+/// [`ErrorKind::Panic`] error. The session's state is thrown away with it
+/// (the caller ends the session and backs off), so nothing observes what
+/// the panic left half-done.
+async fn supervised(
+    session: impl std::future::Future<Output = Result<(), SourceError>>,
+) -> Result<(), SourceError> {
+    futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(session))
+        .await
+        .unwrap_or_else(|panic| {
+            Err(SourceError::new(
+                ErrorKind::Panic,
+                format!("panicked: {}", crate::telemetry::panic_text(panic.as_ref())),
+            ))
+        })
 }
 
 /// Why a source session ended.
@@ -112,9 +133,12 @@ impl StreamSource {
             self.publisher.set_state(SourceState::Connecting);
             let started = Instant::now();
             let cancel = self.cancel.clone();
+            // Supervised: a panic on what a camera sent ends this session
+            // like any other failure (backoff, counted, reported), never the
+            // stream's task.
             let result = tokio::select! {
                 _ = cancel.cancelled() => break,
-                r = self.run_once(&mut demand, on_demand) => r,
+                r = supervised(self.run_once(&mut demand, on_demand)) => r,
             };
             self.publisher.end_session();
             match result {
@@ -181,5 +205,36 @@ async fn wait_idle(demand: &mut watch::Receiver<usize>, on_demand: bool, idle: D
             _ = tokio::time::sleep(idle) => return,
             r = demand.changed() => if r.is_err() { return std::future::pending().await },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_session_is_an_error_not_a_dead_task() {
+        let e = supervised(async { panic!("bad SDP line: m=video \r\n\u{1b}[31mforged") })
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Panic);
+        assert!(
+            e.message.starts_with("panicked: bad SDP line"),
+            "{}",
+            e.message
+        );
+        // Camera text in the message cannot forge log lines or colours.
+        assert!(!e.message.contains('\r') && !e.message.contains('\n'));
+        assert!(!e.message.contains('\u{1b}'));
+        let long = supervised(async { panic!("{}", "x".repeat(10_000)) })
+            .await
+            .unwrap_err();
+        assert!(long.message.len() < 300);
+        // A session that ends normally is passed through.
+        assert!(supervised(async { Ok(()) }).await.is_ok());
+        let refused = supervised(async { Err(SourceError::new(ErrorKind::Refused, "x")) })
+            .await
+            .unwrap_err();
+        assert_eq!(refused.kind, ErrorKind::Refused);
     }
 }

@@ -38,7 +38,36 @@ pub fn init(filter: Option<&str>, format: LogFormat) -> Result<(), String> {
             .with_ansi(std::io::stderr().is_terminal())
             .try_init(),
     };
-    result.map_err(|e| format!("cannot install the logger: {e}"))
+    result.map_err(|e| format!("cannot install the logger: {e}"))?;
+    install_panic_hook();
+    Ok(())
+}
+
+/// Panics are logged like any other error: one structured line through the
+/// subscriber, the message bounded and escaped ([`panic_text`]), instead of
+/// the default hook's raw text on stderr (a panic on camera input may quote
+/// it, CR/LF and terminal escapes included).
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        tracing::error!(location, message = %panic_text(info.payload()), "panic");
+    }));
+}
+
+/// What a panic said, at most 200 characters, control characters escaped.
+pub fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    let text = payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)");
+    text.chars()
+        .take(200)
+        .flat_map(char::escape_debug)
+        .collect()
 }
 
 /// `uri` without its user info, for logs: `rtsp://u:p@h/x` becomes

@@ -9,7 +9,6 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -17,7 +16,10 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE};
 use support::fake_camera::{self, FakeCamera};
 use support::scripted_camera::{Options, ScriptedCamera};
-use support::{copy_shipped_policy, free_port, http, http_body, raw_request, require, retina_frames, retina_play};
+use support::{
+    copy_shipped_policy, free_port, http, http_body, raw_request, require, retina_frames,
+    retina_play,
+};
 
 const BIN: &str = env!("CARGO_BIN_EXE_camgate");
 
