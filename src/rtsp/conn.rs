@@ -46,6 +46,30 @@ struct Resolved {
     base: String,
 }
 
+/// On a device front, the configured stream a request URI names by the
+/// camera's own path (`/Streaming/Channels/101[/trackID=N]`), its track,
+/// and the target without the track as the recorder wrote it.
+fn front_stream<'a>(
+    device: &'a DeviceEntry,
+    uri: &'a str,
+) -> Option<(&'a StreamEntry, Option<usize>, &'a str)> {
+    let target = match uri.split_once("://") {
+        Some((_, rest)) => rest.find('/').map_or("/", |i| &rest[i..]),
+        None => uri,
+    };
+    let (target, track) = split_track(target.trim_end_matches('/'));
+    let target = target.trim_end_matches('/');
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let (stream, _) = device
+        .streams
+        .iter()
+        .zip(&device.config.streams)
+        .find(|(_, cfg)| {
+            crate::http::rewrite::StreamRoute::new(&cfg.path, String::new()).matches(path, query)
+        })?;
+    Some((stream, track, target))
+}
+
 /// Splits a trailing `/trackID=N` off a request target.
 fn split_track(target: &str) -> (&str, Option<usize>) {
     if let Some((head, tail)) = target.rsplit_once("/trackID=")
@@ -352,22 +376,7 @@ impl Conn {
         match &self.front {
             Some(id) => {
                 let device = self.server.registry.device(id.as_str())?;
-                let target = match uri.split_once("://") {
-                    Some((_, rest)) => rest.find('/').map_or("/", |i| &rest[i..]),
-                    None => uri,
-                };
-                let (target, _) = split_track(target.trim_end_matches('/'));
-                let target = target.trim_end_matches('/');
-                let (path, query) = target.split_once('?').unwrap_or((target, ""));
-                let (stream, _) =
-                    device
-                        .streams
-                        .iter()
-                        .zip(&device.config.streams)
-                        .find(|(_, cfg)| {
-                            crate::http::rewrite::StreamRoute::new(&cfg.path, String::new())
-                                .matches(path, query)
-                        })?;
+                let (stream, _, _) = front_stream(device, uri)?;
                 Some((id.to_string(), stream.name.to_string()))
             }
             None => {
@@ -399,23 +408,8 @@ impl Conn {
                     .registry
                     .device(id.as_str())
                     .ok_or_else(not_found)?;
-                let target = match req.uri.split_once("://") {
-                    Some((_, rest)) => rest.find('/').map_or("/", |i| &rest[i..]),
-                    None => req.uri.as_str(),
-                };
-                let (target, track) = split_track(target.trim_end_matches('/'));
-                let target = target.trim_end_matches('/');
-                let (path, query) = target.split_once('?').unwrap_or((target, ""));
-                let stream = device
-                    .streams
-                    .iter()
-                    .zip(&device.config.streams)
-                    .find(|(_, cfg)| {
-                        crate::http::rewrite::StreamRoute::new(&cfg.path, String::new())
-                            .matches(path, query)
-                    })
-                    .map(|(s, _)| s)
-                    .ok_or_else(not_found)?;
+                let (stream, track, target) =
+                    front_stream(device, &req.uri).ok_or_else(not_found)?;
                 (
                     device,
                     stream,
