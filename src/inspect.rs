@@ -2,6 +2,7 @@
 //! facts from the bitstream (never from what a camera claims in its SDP),
 //! sanitizing before packetizing, change detection, and fingerprinting.
 
+pub mod access;
 pub mod bits;
 pub mod facts;
 pub mod fingerprint;

@@ -9,15 +9,36 @@ use crate::cli::LogFormat;
 
 /// hickory logs every DNS query at INFO: the sinkhole counts queries in
 /// metrics instead, so its crates log warnings only unless the filter names
-/// them.
+/// them. retina logs camera-supplied text (a whole SDP per unparseable
+/// `m=` line, every request a camera sends while playing), unescaped and
+/// unbounded: it logs errors only unless the filter names it; camgate logs
+/// what matters about a camera session itself, escaped.
 fn with_quiet_deps(spec: &str) -> String {
-    if spec.contains("hickory") {
-        spec.to_string()
-    } else {
-        format!(
-            "{spec},hickory_server=warn,hickory_proto=warn,hickory_resolver=warn,hickory_net=warn"
-        )
+    let mut out = spec.to_string();
+    if !spec.contains("hickory") {
+        out.push_str(
+            ",hickory_server=warn,hickory_proto=warn,hickory_resolver=warn,hickory_net=warn",
+        );
     }
+    if !spec.contains("retina") {
+        out.push_str(",retina=error");
+    }
+    out
+}
+
+/// Text from a camera (or any peer) made safe for one log line: at most
+/// `max` characters, control characters (CR, LF, terminal escapes) and
+/// quotes escaped, so it can neither forge a line nor flood one.
+pub fn escape(text: &str, max: usize) -> String {
+    let mut out: String = text
+        .chars()
+        .take(max)
+        .flat_map(char::escape_debug)
+        .collect();
+    if text.chars().nth(max).is_some() {
+        out.push_str("...");
+    }
+    out
 }
 
 /// Installs the global subscriber. Returns an error message for a bad filter.
@@ -64,10 +85,7 @@ pub fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
         .copied()
         .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
         .unwrap_or("(no message)");
-    text.chars()
-        .take(200)
-        .flat_map(char::escape_debug)
-        .collect()
+    escape(text, 200)
 }
 
 /// `uri` without its user info, for logs: `rtsp://u:p@h/x` becomes
@@ -184,10 +202,26 @@ mod tests {
     #[test]
     fn dependencies_are_quiet_unless_named() {
         assert!(with_quiet_deps("info").contains("hickory_server=warn"));
+        assert!(with_quiet_deps("info").ends_with(",retina=error"));
         assert_eq!(
             with_quiet_deps("info,hickory_server=debug"),
-            "info,hickory_server=debug"
+            "info,hickory_server=debug,retina=error"
+        );
+        assert_eq!(
+            with_quiet_deps("debug,retina=debug,hickory=info"),
+            "debug,retina=debug,hickory=info"
         );
         assert!(EnvFilter::try_new(with_quiet_deps("warn,camgate::app=info")).is_ok());
+    }
+
+    #[test]
+    fn camera_text_cannot_forge_or_flood_a_line() {
+        assert_eq!(
+            escape("h264\r\n2026-12-02 ERROR forged", 100),
+            "h264\\r\\n2026-12-02 ERROR forged"
+        );
+        assert_eq!(escape("a\rb\nc\u{1b}[31m", 100), "a\\rb\\nc\\u{1b}[31m");
+        assert_eq!(escape(&"x".repeat(1000), 8), "xxxxxxxx...");
+        assert_eq!(escape("ééé", 3), "ééé");
     }
 }

@@ -305,3 +305,42 @@ async fn a_camera_whose_video_stops_is_reconnected_though_rtcp_goes_on() {
     );
     app.stop().await;
 }
+
+/// A camera that ends its stream with RTCP BYE and then keeps the
+/// connection open sending nothing: camgate takes the BYE as the end of
+/// the session and reconnects at once, without waiting for the read
+/// timeout, counted as `reason="closed"`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rtcp_bye_ends_the_camera_session() {
+    let cam = ScriptedCamera::start_with(Options {
+        bye_after: Some(10),
+        ..Options::default()
+    })
+    .await;
+    // base_config sets [camera] read_timeout_secs = 5: a reconnect well
+    // before that comes from the BYE.
+    let config = format!(
+        "{}\n{}",
+        base_config(""),
+        camera_device(cam.addr.port(), "")
+    );
+    let app = spawn_app(&config, &[]).await;
+    let started = std::time::Instant::now();
+    while cam.connections.load(Ordering::SeqCst) < 2 {
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "no reconnect within 4 s of a BYE"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let metrics = http(app.admin, "GET", "/metrics", &[]).await.2;
+    assert!(
+        sample(
+            &metrics,
+            "camgate_stream_reconnects_total{device=\"cam\",stream=\"main\",reason=\"closed\"}"
+        )
+        .is_some_and(|v| v >= 1.0),
+        "{metrics}"
+    );
+    app.stop().await;
+}

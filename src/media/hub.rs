@@ -29,6 +29,10 @@ pub enum FrameKind {
     Key,
     /// Any other video frame.
     Delta,
+    /// A leading picture of the latest key frame that references pictures
+    /// before it (an H.265 RASL picture, or an H.264 open-GOP B frame): a
+    /// recorder that started at that key frame skips it.
+    Leading,
     Audio,
     /// An ONVIF metadata document.
     Metadata,
@@ -233,6 +237,12 @@ impl Hub {
             next: OnceLock::new(),
         });
         match kind {
+            // A key frame alone over the cache limit is not cached either:
+            // new recorders wait for the next one.
+            FrameKind::Key if len > self.0.limits.gop_cache_max_bytes => {
+                st.gop_anchor = None;
+                st.gop_bytes = 0;
+            }
             FrameKind::Key => {
                 st.gop_anchor = Some(st.tail.clone());
                 st.gop_bytes = len;
@@ -283,11 +293,21 @@ impl Hub {
 
     /// Starts a subscriber at the latest key frame (or, with no GOP cached,
     /// at the live tail, waiting for the next key frame).
+    ///
+    /// A cached key frame older than the lag limit (a stalled camera) is not
+    /// used: the recorder would be ended as too slow on its first frame.
+    /// It waits at the tail for the next key frame instead.
     pub fn subscribe(&self) -> Subscriber {
         let st = self.lock();
+        let fresh = |a: &Arc<Node>| {
+            a.next
+                .get()
+                .and_then(|k| k.frame.as_ref())
+                .is_some_and(|k| k.at.elapsed() <= self.0.limits.max_lag)
+        };
         let (cursor, need_key) = match &st.gop_anchor {
-            Some(a) => (a.clone(), false),
-            None => (st.tail.clone(), true),
+            Some(a) if fresh(a) => (a.clone(), false),
+            _ => (st.tail.clone(), true),
         };
         // Taken with the cursor, so a frame published after this point is
         // both after the cursor and after the clock (no RTP-Info race).
@@ -298,6 +318,7 @@ impl Hub {
             hub: self.clone(),
             cursor,
             need_key,
+            skip_leading: true,
             dropped: 0,
             clocks,
         }
@@ -392,6 +413,9 @@ pub struct Subscriber {
     cursor: Arc<Node>,
     /// Skip frames until the next video key frame.
     need_key: bool,
+    /// Started (or restarted) at a key frame: skip its leading pictures
+    /// until the first other video frame.
+    skip_leading: bool,
     /// Frames skipped because this subscriber fell behind, since the last
     /// [`Subscriber::take_dropped`].
     dropped: u64,
@@ -423,17 +447,20 @@ impl Subscriber {
     /// and stopping at the end of the current source session.
     pub fn peek(&self) -> impl Iterator<Item = &OutFrame> {
         let mut node = self.cursor.next.get();
-        let mut need_key = self.need_key;
+        let mut skip = Skip {
+            need_key: self.need_key,
+            leading: self.skip_leading,
+        };
         std::iter::from_fn(move || {
             loop {
                 let n = node?;
                 node = n.next.get();
                 let Some(f) = n.frame.as_ref() else { continue };
-                match f.kind {
-                    FrameKind::End => return None,
-                    FrameKind::Key => need_key = false,
-                    _ if need_key => continue,
-                    _ => {}
+                if f.kind == FrameKind::End {
+                    return None;
+                }
+                if skip.skips(f.kind) {
+                    continue;
                 }
                 return Some(f);
             }
@@ -466,12 +493,17 @@ impl Subscriber {
                     // Deliver what came before the marker first.
                     FrameKind::End if out.is_empty() => return Err(SubscriberEnd::StreamEnded),
                     FrameKind::End => break,
-                    FrameKind::Key => self.need_key = false,
-                    _ if self.need_key => {
-                        self.cursor = next;
-                        continue;
-                    }
                     _ => {}
+                }
+                let mut skip = Skip {
+                    need_key: self.need_key,
+                    leading: self.skip_leading,
+                };
+                let skipped = skip.skips(frame.kind);
+                (self.need_key, self.skip_leading) = (skip.need_key, skip.leading);
+                if skipped {
+                    self.cursor = next;
+                    continue;
                 }
                 if out.is_empty() && frame.at.elapsed() > self.hub.0.limits.max_lag {
                     return Err(SubscriberEnd::TooSlow);
@@ -514,6 +546,37 @@ impl Subscriber {
         self.dropped += target.seq.saturating_sub(self.cursor.seq);
         self.cursor = target;
         self.need_key = need_key;
+        self.skip_leading = true;
+    }
+}
+
+/// What a subscriber skips while it waits for a key frame and while the
+/// key frame it started at may still have leading pictures.
+#[derive(Debug, Clone, Copy)]
+struct Skip {
+    need_key: bool,
+    leading: bool,
+}
+
+impl Skip {
+    /// Whether a frame of `kind` is skipped (and updates the state).
+    fn skips(&mut self, kind: FrameKind) -> bool {
+        match kind {
+            FrameKind::Key => {
+                if self.need_key {
+                    self.need_key = false;
+                    self.leading = true;
+                }
+                false
+            }
+            _ if self.need_key => true,
+            FrameKind::Leading => self.leading,
+            FrameKind::Delta => {
+                self.leading = false;
+                false
+            }
+            _ => false,
+        }
     }
 }
 

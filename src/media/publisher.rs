@@ -15,6 +15,7 @@ use tracing::warn;
 
 use super::hub::{FrameKind, Hub, OutFrame, SourceState};
 use super::{AudioCodec, SourceFrame, StreamInfo, Track, VideoCodec};
+use crate::inspect::access::{Classifier, Picture};
 use crate::inspect::facts;
 use crate::inspect::monitor::{Event, Monitor, Shared};
 use crate::inspect::sanitize::{self, Policy, Syntax};
@@ -31,6 +32,11 @@ pub enum Skip {
     Malformed,
     /// The track index is not in the stream description.
     UnknownTrack,
+    /// A video access unit with no slice (only delimiters, SEI, filler).
+    NoPicture,
+    /// A leading picture of the key frame the session started at: it
+    /// references pictures no recorder received.
+    Leading,
 }
 
 /// What happened to a published frame (for counters).
@@ -47,6 +53,8 @@ struct TrackOut {
     anchor: Option<(i64, u32)>,
     /// camgate RTP time of the last frame and when it was published.
     last: Option<(u32, Instant)>,
+    /// Key frame decisions for a video track (from its NAL unit types).
+    access: Option<Classifier>,
 }
 
 /// Inspection of the frames before packetizing (see `crate::inspect`).
@@ -66,6 +74,9 @@ pub struct Publisher {
     tracks: Vec<TrackOut>,
     info: Option<Arc<StreamInfo>>,
     awaiting_key: bool,
+    /// The session started at a key frame whose leading pictures (if any)
+    /// cannot be decoded: drop them until the first other picture.
+    skip_leading: bool,
     inspect: Option<Inspect>,
     /// What the source offered (every track, relayed or not), as
     /// `media codec` strings, to notice tracks appearing and vanishing.
@@ -84,6 +95,7 @@ impl Publisher {
             tracks: Vec::new(),
             info: None,
             awaiting_key: true,
+            skip_leading: false,
             inspect: Some(Inspect {
                 policy: Policy::STRICT,
                 monitor: Monitor::new(Arc::new(Shared::new(""))),
@@ -147,12 +159,14 @@ impl Publisher {
                     sender: TrackSender::new(payload_type(t, i), (2 * i) as u8, self.max_payload),
                     anchor: None,
                     last: None,
+                    access: classifier(t),
                 })
                 .collect();
         } else {
             for (t, new) in self.tracks.iter_mut().zip(&info.tracks) {
                 t.track = new.clone();
                 t.anchor = None;
+                t.access = classifier(new);
             }
         }
         self.awaiting_key = info.video_track().is_some();
@@ -179,6 +193,7 @@ impl Publisher {
             &facts::video(&codec).profile,
             &facts::video(&codec).resolution(),
         );
+        t.access = Some(Classifier::new(&codec));
         t.track = Track::Video(codec);
         let info = StreamInfo {
             tracks: self.tracks.iter().map(|t| t.track.clone()).collect(),
@@ -195,12 +210,10 @@ impl Publisher {
             return Err(Skip::UnknownTrack);
         };
         let is_video = t.track.is_video();
-        if self.awaiting_key {
-            if is_video && f.key {
-                self.awaiting_key = false;
-            } else {
-                return Err(Skip::AwaitingKey);
-            }
+        // Nothing before the session's first video key frame: a recorder
+        // could not use it.
+        if self.awaiting_key && !is_video {
+            return Err(Skip::AwaitingKey);
         }
         let clock = t.track.clock_rate();
         let (src0, out0) = *t.anchor.get_or_insert_with(|| {
@@ -244,25 +257,43 @@ impl Publisher {
                         &rewritten
                     }
                 };
+                // Key frames are decided from the NAL unit types relayed,
+                // never from the depacketizer's guess (see inspect::access).
+                let picture = match &mut t.access {
+                    Some(c) => c.classify(nals),
+                    None => Classifier::new(codec).classify(nals),
+                };
+                let kind = match picture {
+                    Picture::None => return Err(Skip::NoPicture),
+                    Picture::Key => FrameKind::Key,
+                    _ if self.awaiting_key => return Err(Skip::AwaitingKey),
+                    Picture::Leading if self.skip_leading => return Err(Skip::Leading),
+                    Picture::Leading => FrameKind::Leading,
+                    Picture::Delta => FrameKind::Delta,
+                };
+                if kind == FrameKind::Key {
+                    if self.awaiting_key {
+                        self.awaiting_key = false;
+                        self.skip_leading = true;
+                    }
+                } else if kind == FrameKind::Delta {
+                    self.skip_leading = false;
+                }
+                let key = kind == FrameKind::Key;
                 let mut w = t.sender.frame(f.data.len(), nals.len() + 3);
                 match codec {
                     VideoCodec::H264 { sps, pps } => {
-                        let params = f.key.then_some((&sps[..], &pps[..]));
+                        let params = key.then_some((&sps[..], &pps[..]));
                         rtp::h264::packetize(&mut w, ts, nals, params);
                     }
                     VideoCodec::H265 { vps, sps, pps } => {
-                        let params = f.key.then_some((&vps[..], &sps[..], &pps[..]));
+                        let params = key.then_some((&vps[..], &sps[..], &pps[..]));
                         rtp::h265::packetize(&mut w, ts, nals, params);
                     }
                 }
                 if w.packets() == 0 {
                     return Err(Skip::Malformed);
                 }
-                let kind = if f.key {
-                    FrameKind::Key
-                } else {
-                    FrameKind::Delta
-                };
                 (kind, w.finish())
             }
             Track::Audio(codec) => {
@@ -290,12 +321,13 @@ impl Publisher {
             }
         };
         t.last = Some((ts, now));
+        let key = kind == FrameKind::Key;
         if let Some(i) = &mut self.inspect {
-            let video = matches!(kind, FrameKind::Key | FrameKind::Delta);
+            let video = matches!(kind, FrameKind::Key | FrameKind::Delta | FrameKind::Leading);
             let found = i
                 .monitor
-                .frame(f.track, video, f.key, f.pts, f.data.len(), now);
-            if video && f.key {
+                .frame(f.track, video, key, f.pts, f.data.len(), now);
+            if video && key {
                 self.metrics
                     .gop_frames
                     .set(i64::from(i.monitor.shared().gop_frames()));
@@ -423,6 +455,14 @@ impl Publisher {
                 report(i, &self.metrics, &self.cname, event, detail);
             }
         }
+    }
+}
+
+/// The key frame classifier of a video track.
+fn classifier(t: &Track) -> Option<Classifier> {
+    match t {
+        Track::Video(v) => Some(Classifier::new(v)),
+        Track::Audio(_) | Track::Metadata(_) => None,
     }
 }
 
@@ -651,11 +691,59 @@ mod tests {
             data: Bytes::from_static(&[0, 0, 0, 1, 0x67]),
         };
         p.push(&frame(0, true)).unwrap();
-        assert_eq!(p.push(&only_sps), Err(Skip::Malformed));
+        assert_eq!(p.push(&only_sps), Err(Skip::NoPicture));
         let wrong_track = SourceFrame {
             track: 5,
             ..frame(0, true)
         };
         assert_eq!(p.push(&wrong_track), Err(Skip::UnknownTrack));
+    }
+
+    fn au(nals: &[&[u8]], key_claimed: bool) -> SourceFrame {
+        let mut d = Vec::new();
+        for n in nals {
+            d.extend_from_slice(&(n.len() as u32).to_be_bytes());
+            d.extend_from_slice(n);
+        }
+        SourceFrame {
+            track: 0,
+            pts: 0,
+            key: key_claimed,
+            data: Bytes::from(d),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn key_frames_come_from_nal_types_not_the_source_claim() {
+        let h = hub();
+        let mut p = Publisher::new(
+            h.clone(),
+            crate::metrics::Metrics::new().stream("d", "s"),
+            1400,
+            "t".into(),
+        );
+        p.begin_session(info("h265"));
+        // An access unit delimiter the depacketizer called a key frame: no
+        // picture, nothing published, no parameter sets amplified.
+        let aud: &[u8] = &[35 << 1, 1, 0x50];
+        assert_eq!(p.push(&au(&[aud], true)), Err(Skip::NoPicture));
+        // A trailing picture claimed as key is still not a start.
+        let trail: &[u8] = &[1 << 1, 1, 0xaf];
+        assert_eq!(p.push(&au(&[trail], true)), Err(Skip::AwaitingKey));
+        // A CRA the depacketizer did not call key is one; its RASL pictures
+        // are dropped (nobody has what they reference), later ones kept.
+        let cra: &[u8] = &[21 << 1, 1, 0xaf];
+        let rasl: &[u8] = &[8 << 1, 1, 0xaf];
+        let published = p.push(&au(&[aud, cra], false)).unwrap();
+        assert_eq!(published.kind, FrameKind::Key);
+        assert_eq!(p.push(&au(&[rasl], false)), Err(Skip::Leading));
+        assert_eq!(p.push(&au(&[trail], false)).unwrap().kind, FrameKind::Delta);
+        p.push(&au(&[cra], false)).unwrap();
+        // Past the session's first key frame, RASL pictures are relayed: a
+        // recorder that joined earlier decodes them.
+        assert_eq!(
+            p.push(&au(&[rasl], false)).unwrap().kind,
+            FrameKind::Leading
+        );
     }
 }

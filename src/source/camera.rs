@@ -215,6 +215,17 @@ pub async fn run_session(
                     },
                 )
             }
+            // RTCP BYE (RFC 3550 §6.6) on a relayed track: the camera ended
+            // the session (a media server at the end of its file does this
+            // and then sends nothing while keeping the connection).
+            CodecItem::Rtcp(r)
+                if index_of.get(r.stream_id()).copied().flatten().is_some() && is_bye(&r) =>
+            {
+                return Err(SourceError::new(
+                    ErrorKind::Closed,
+                    format!("{url} ended the stream (RTCP BYE)"),
+                ));
+            }
             CodecItem::MessageFrame(f) => {
                 let sid = f.stream_id();
                 let Some(Some(ti)) = index_of.get(sid).copied() else {
@@ -248,11 +259,19 @@ pub async fn run_session(
     }
 }
 
+/// Whether a compound RTCP packet holds a BYE (packet type 203).
+fn is_bye(r: &retina::rtcp::ReceivedCompoundPacket) -> bool {
+    r.pkts().any(|p| p.payload_type() == 203)
+}
+
 fn begin(src: &mut StreamSource, tracks: &[Option<Track>]) {
     let tracks = tracks.iter().flatten().cloned().collect();
     src.publisher.begin_session(StreamInfo { tracks });
     src.publisher.set_state(SourceState::Live);
 }
+
+/// Left-out tracks warned about per stream; more get one line in all.
+const MAX_TRACK_WARNINGS: usize = 4;
 
 /// Picks the first H.264/H.265 video track and, with `audio = "pass"`, the
 /// first AAC or G.711 audio track. Everything else is left out, with a
@@ -265,14 +284,22 @@ fn choose_tracks(
     stream: &str,
     warn: bool,
 ) -> Vec<Chosen> {
-    let left_out = |i: usize, media: &str, enc: &str, why: &str| {
-        if warn {
+    // An SDP can list thousands of tracks: warn about the first few, escaped.
+    let mut warned = 0usize;
+    let mut left_out = |i: usize, media: &str, enc: &str, why: &str| {
+        let media = crate::telemetry::escape(media, 32);
+        let enc = crate::telemetry::escape(enc, 32);
+        warned += 1;
+        if warn && warned == MAX_TRACK_WARNINGS + 1 {
+            warn!(device, stream, "leaving out more tracks (not logged)");
+        }
+        if warn && warned <= MAX_TRACK_WARNINGS {
             warn!(
                 device,
                 stream,
                 track = i,
                 media,
-                encoding = enc,
+                encoding = %enc,
                 "leaving out track: {why}"
             );
         } else {
@@ -281,7 +308,7 @@ fn choose_tracks(
                 stream,
                 track = i,
                 media,
-                encoding = enc,
+                encoding = %enc,
                 "leaving out track: {why}"
             );
         }
@@ -484,6 +511,8 @@ fn classify(e: &retina::Error, step: &str) -> SourceError {
         }
     };
     // retina's messages carry connection context, never credentials.
-    let first_line = e.to_string().lines().next().unwrap_or_default().to_string();
+    // They may quote what the camera sent: one line, bounded, escaped.
+    let text = e.to_string();
+    let first_line = crate::telemetry::escape(text.lines().next().unwrap_or_default(), 300);
     SourceError::new(kind, format!("{step}: {first_line}"))
 }

@@ -46,6 +46,9 @@ pub struct Options {
     /// After this many frames, stop sending video but keep the session
     /// looking alive: an RTCP sender report every second (a hung encoder).
     pub stall_after: Option<usize>,
+    /// After this many frames, send an RTCP BYE and then nothing, with the
+    /// connection left open (a media server at the end of its file).
+    pub bye_after: Option<usize>,
 }
 
 impl Default for Options {
@@ -55,6 +58,7 @@ impl Default for Options {
             extra_tracks: false,
             metadata: false,
             stall_after: None,
+            bye_after: None,
         }
     }
 }
@@ -276,6 +280,17 @@ async fn serve(s: TcpStream, addr: SocketAddr, opts: Options) {
                 Some(v) => if wr.write_all(&v).await.is_err() { break },
             },
             _ = tick.tick(), if playing => {
+                if opts.bye_after == Some(i) {
+                    // RTCP BYE (RFC 3550 §6.6) for the camera's SSRC.
+                    let bye = [b'$', 1, 0, 8, 0x81, 203, 0, 1];
+                    let mut out = bye.to_vec();
+                    out.extend_from_slice(&CAMERA_SSRC.to_be_bytes());
+                    if wr.write_all(&out).await.is_err() { break }
+                }
+                if opts.bye_after.is_some_and(|n| i >= n) {
+                    i += 1;
+                    continue;
+                }
                 if opts.stall_after.is_some_and(|n| i >= n) {
                     // Stalled: only a sender report, once a second.
                     if i.is_multiple_of(25) {

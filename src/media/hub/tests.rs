@@ -21,6 +21,14 @@ fn kinds(v: &[Arc<Node>]) -> Vec<FrameKind> {
     v.iter().map(|n| n.frame().unwrap().kind).collect()
 }
 
+fn hub(queue_bytes: u64, gop_cache_max_bytes: u64) -> Hub {
+    Hub::new(HubLimits {
+        queue_bytes,
+        max_lag: Duration::from_secs(10),
+        gop_cache_max_bytes,
+    })
+}
+
 #[tokio::test(start_paused = true)]
 async fn new_subscriber_starts_at_latest_key_frame() {
     let hub = Hub::new(limits());
@@ -284,4 +292,65 @@ async fn peek_matches_what_next_batch_sends() {
     s.next_batch(&mut out, usize::MAX).await.unwrap();
     let sent: Vec<usize> = out.iter().map(|n| n.frame().unwrap().data.len()).collect();
     assert_eq!(sent, peeked);
+}
+
+#[tokio::test]
+async fn a_joiner_at_a_key_frame_skips_its_leading_pictures_others_keep_them() {
+    let hub = hub(1 << 20, 1 << 20);
+    let mut early = hub.subscribe();
+    hub.publish(frame(FrameKind::Key, 10));
+    hub.publish(frame(FrameKind::Delta, 10));
+    hub.publish(frame(FrameKind::Key, 10));
+    let mut late = hub.subscribe();
+    hub.publish(frame(FrameKind::Leading, 10));
+    hub.publish(frame(FrameKind::Leading, 10));
+    hub.publish(frame(FrameKind::Delta, 10));
+    hub.publish(frame(FrameKind::Leading, 10));
+    let late_kinds: Vec<FrameKind> = late.peek().map(|f| f.kind).collect();
+    let mut out = Vec::new();
+    late.next_batch(&mut out, usize::MAX).await.unwrap();
+    assert_eq!(
+        kinds(&out),
+        [FrameKind::Key, FrameKind::Delta, FrameKind::Leading],
+        "leading pictures after the join point are skipped until a trailing one"
+    );
+    assert_eq!(late_kinds, kinds(&out), "peek agrees with delivery");
+    out.clear();
+    early.next_batch(&mut out, usize::MAX).await.unwrap();
+    assert_eq!(
+        out.len(),
+        7,
+        "a recorder already playing gets every picture"
+    );
+}
+
+#[tokio::test]
+async fn a_key_frame_over_the_cache_limit_is_not_cached() {
+    let hub = hub(1 << 20, 100);
+    hub.publish(frame(FrameKind::Key, 50));
+    hub.publish(frame(FrameKind::Key, 500));
+    let mut s = hub.subscribe();
+    hub.publish(frame(FrameKind::Delta, 10));
+    hub.publish(frame(FrameKind::Key, 60));
+    let mut out = Vec::new();
+    s.next_batch(&mut out, usize::MAX).await.unwrap();
+    assert_eq!(kinds(&out), [FrameKind::Key]);
+    assert_eq!(out[0].frame().map(|f| f.data.len()), Some(60));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_joiner_of_a_stalled_stream_waits_for_the_next_key_frame() {
+    let hub = hub(1 << 20, 1 << 20);
+    hub.publish(frame(FrameKind::Key, 10));
+    hub.publish(frame(FrameKind::Delta, 10));
+    // The camera stalls for longer than the lag limit.
+    tokio::time::advance(Duration::from_secs(60)).await;
+    let mut s = hub.subscribe();
+    hub.publish(frame(FrameKind::Delta, 10));
+    hub.publish(frame(FrameKind::Key, 20));
+    let mut out = Vec::new();
+    s.next_batch(&mut out, usize::MAX)
+        .await
+        .expect("not ended as too slow");
+    assert_eq!(kinds(&out), [FrameKind::Key]);
 }
