@@ -14,6 +14,9 @@ packages=(
   gstreamer1.0-plugins-bad
   gstreamer1.0-plugins-ugly
   gstreamer1.0-libav
+  gstreamer1.0-tools            # gst-launch-1.0: GStreamer's rtspsrc as a recorder (tests/interop.rs)
+  vlc-bin                       # VLC's own RTSP server output as a camera (tests/interop.rs)
+  vlc-plugin-base
   chromium                      # headless browser test of the status page
   prometheus                    # promtool: checks and tests the shipped alert rules
   wrk                           # HTTP load generator: the API proxy benchmark (smoke-run by the tests)
