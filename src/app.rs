@@ -135,6 +135,9 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let udp_ports = bound.udp_ports();
     let rtsp_server = bound.server().clone();
 
+    // One memory guard for every camera session.
+    let memory = crate::source::memory::Guard::new(config.camera.memory_limit_bytes);
+    tracker.spawn(memory.clone().run(cancel.child_token()));
     for device in registry.devices() {
         let group =
             Arc::new(retina::client::SessionGroup::default().named(device.config.id.to_string()));
@@ -167,6 +170,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
                 session_group: group.clone(),
                 warned_tracks: false,
                 identity: device.identity.clone(),
+                memory: memory.clone(),
             };
             let span = info_span!("source", device = %device.config.id, stream = %stream.name);
             tracker.spawn(source.run().instrument(span));

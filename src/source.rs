@@ -9,6 +9,7 @@
 pub mod backoff;
 pub mod camera;
 pub mod clip;
+pub mod memory;
 pub mod simulated;
 
 use std::sync::Arc;
@@ -46,6 +47,9 @@ pub enum ErrorKind {
     /// The session's code panicked on what the camera sent (a bug, in
     /// camgate or retina): caught, counted and retried like any failure.
     Panic,
+    /// camgate was over its memory limit while the session delivered no
+    /// video (see [`memory`]).
+    Memory,
 }
 
 impl ErrorKind {
@@ -57,6 +61,7 @@ impl ErrorKind {
             ErrorKind::Closed => "closed",
             ErrorKind::Protocol => "protocol",
             ErrorKind::Panic => "panic",
+            ErrorKind::Memory => "memory",
         }
     }
 }
@@ -109,6 +114,8 @@ pub struct StreamSource {
     pub warned_tracks: bool,
     /// The device's fingerprint (the camera's SDP is evidence).
     pub identity: Arc<crate::inspect::identity::IdentityCell>,
+    /// Sheds sessions that hold memory without delivering video.
+    pub memory: Arc<memory::Guard>,
 }
 
 impl StreamSource {

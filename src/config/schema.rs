@@ -146,6 +146,10 @@ pub struct CameraSection {
     /// `pull = "on-demand"` cameras are disconnected this long after the last
     /// recorder leaves. Default `30`.
     pub on_demand_close_secs: u64,
+    /// Resident memory above which camera sessions that deliver no video
+    /// (an access unit or RTSP message that never ends) are ended. `0`
+    /// (default): half the memory of the machine or of the cgroup.
+    pub memory_limit_bytes: u64,
 }
 
 impl Default for CameraSection {
@@ -157,6 +161,7 @@ impl Default for CameraSection {
             backoff_max_secs: 60,
             backoff_reset_secs: 60,
             on_demand_close_secs: 30,
+            memory_limit_bytes: 0,
         }
     }
 }

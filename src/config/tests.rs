@@ -71,6 +71,7 @@ fn shipped_demo_documents_every_key() {
         "backoff_max_secs",
         "backoff_reset_secs",
         "on_demand_close_secs",
+        "memory_limit_bytes",
         "name",
         "username",
         "password",

@@ -156,6 +156,13 @@ impl Checker<'_> {
                 self.problem(key, "must be at most 86400 (one day)");
             }
         }
+        let m = cfg.camera.memory_limit_bytes;
+        if m != 0 && m < 64 << 20 {
+            self.problem(
+                "camera.memory_limit_bytes",
+                "must be 0 (automatic) or at least 67108864 (64 MiB): it is in bytes",
+            );
+        }
         if cfg.camera.backoff_max_secs < cfg.camera.backoff_initial_secs {
             self.problem(
                 "camera.backoff_max_secs",

@@ -125,12 +125,33 @@ pub async fn run_session(
     // reconnects with backoff.
     let no_video = tokio::time::sleep(read_timeout);
     tokio::pin!(no_video);
+    // The memory guard's verdict is read at its own pace (see
+    // `super::memory`): over the limit, a session that delivers no video
+    // is what holds the memory.
+    let mut last_video = tokio::time::Instant::now();
+    let mut pressure = tokio::time::interval(super::memory::SAMPLE);
+    pressure.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let item = tokio::select! {
             r = tokio::time::timeout(read_timeout, demuxed.next()) => r,
             _ = reports.tick() => {
                 if begun {
                     src.publisher.send_reports();
+                }
+                continue;
+            }
+            _ = pressure.tick() => {
+                let stalled = last_video.elapsed();
+                if src.memory.over() && stalled >= super::memory::STALLED {
+                    return Err(SourceError::new(
+                        ErrorKind::Memory,
+                        format!(
+                            "camgate over its memory limit ({} MiB, {} MiB resident) and no video frame from {url} for {} ms",
+                            src.memory.limit() >> 20,
+                            src.memory.rss() >> 20,
+                            stalled.as_millis()
+                        ),
+                    ));
                 }
                 continue;
             }
@@ -164,9 +185,8 @@ pub async fn run_session(
                 let Some(Some(ti)) = index_of.get(sid).copied() else {
                     continue;
                 };
-                no_video
-                    .as_mut()
-                    .reset(tokio::time::Instant::now() + read_timeout);
+                last_video = tokio::time::Instant::now();
+                no_video.as_mut().reset(last_video + read_timeout);
                 if (f.has_new_parameters() || tracks[ti].is_none())
                     && let Some(codec) = demuxed.streams()[sid].parameters().and_then(video_codec)
                 {
