@@ -151,6 +151,34 @@ impl fmt::Debug for Quirks {
     }
 }
 
+/// Which authentication schemes camgate answers for a camera (`auth` on a
+/// `[[device]]`), over RTSP and HTTP alike.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CameraAuth {
+    /// Digest only: a camera (or an impostor at its address) that offers
+    /// only Basic never receives the password. The default.
+    #[default]
+    Digest,
+    /// Basic is answered too (the password in clear on the camera network),
+    /// for cameras that cannot do Digest. Digest is still preferred when
+    /// offered.
+    Basic,
+}
+
+impl CameraAuth {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CameraAuth::Digest => "digest",
+            CameraAuth::Basic => "basic",
+        }
+    }
+
+    /// Whether a Basic challenge may be answered with the password.
+    pub fn allows_basic(self) -> bool {
+        self == CameraAuth::Basic
+    }
+}
+
 /// How to reach a real camera.
 #[derive(Debug, Clone)]
 pub struct CameraConfig {
@@ -158,6 +186,8 @@ pub struct CameraConfig {
     pub rtsp_port: u16,
     pub username: Option<String>,
     pub password: Option<Secret>,
+    /// Schemes the password may be sent with (`auth`).
+    pub auth: CameraAuth,
     pub transport: retina::client::Transport,
     pub quirks: Quirks,
 }

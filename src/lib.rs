@@ -8,7 +8,7 @@
 //! Module map:
 //! - [`config`]: the TOML file and environment overrides, validated into a typed [`config::Config`].
 //! - [`devices`]: the registry of devices and the hub of each stream.
-//! - [`source`]: camera side: retry loop, retina sessions, the simulated camera.
+//! - [`source`]: camera side: retry loop, retina sessions (after a check of the camera's challenge), the simulated camera.
 //! - [`media`]: stream descriptions, the publisher (camgate's RTP timeline), the fan-out hub.
 //! - [`rtp`]: packetizers and RTCP sender reports, without I/O.
 //! - [`rtsp`]: the recorder-facing RTSP server.

@@ -431,7 +431,7 @@ impl Metrics {
         let http_upstream_errors = Family::<UpstreamErrorLabels, Counter>::default();
         r.register(
             "http_upstream_errors",
-            "Camera API requests the camera could not answer: connect, timeout, tls, protocol, auth, stream",
+            "Camera API requests the camera could not answer: connect, timeout, tls, protocol, auth, basic_refused (Basic-only camera, password not sent), stream",
             Declared(http_upstream_errors.clone()),
         );
         let stream_info = Family::<StreamInfoLabels, Gauge>::default();

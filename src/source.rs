@@ -8,6 +8,7 @@
 
 pub mod backoff;
 pub mod camera;
+pub mod challenge;
 pub mod clip;
 pub mod memory;
 pub mod simulated;

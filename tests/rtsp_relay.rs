@@ -98,7 +98,8 @@ async fn gstreamer_camera_with_digest_and_hikvision_path() {
 }
 
 /// H.265, both G.711 laws, and a codec camgate does not relay (Opus: left
-/// out with a warning, the rest still works; that camera uses Basic auth).
+/// out with a warning, the rest still works; that camera uses Basic auth,
+/// allowed with `auth = "basic"`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn codecs_relayed_and_left_out() {
     for (video, audio, expect) in [
@@ -109,9 +110,15 @@ async fn codecs_relayed_and_left_out() {
     ] {
         let port = free_port();
         let _cam = GstCamera::start_with(port, video, audio);
+        // The Basic camera needs the device's opt-in (tests/camera_credentials.rs).
+        let auth = if audio == "opus" {
+            "auth = \"basic\"\n"
+        } else {
+            ""
+        };
         let config = format!(
             "{}\n[[device]]\nid = \"cam\"\nhost = \"127.0.0.1\"\nrtsp_port = {port}\nusername = \"{CAM_USER}\"\n\
-             password_env = \"CAM_PW\"\naudio = \"pass\"\n[device.streams]\nmain = \"/Streaming/Channels/101\"\n",
+             password_env = \"CAM_PW\"\naudio = \"pass\"\n{auth}[device.streams]\nmain = \"/Streaming/Channels/101\"\n",
             base_config("")
         );
         let app = spawn_app(&config, &[("CAM_PW", CAM_PASS)]).await;

@@ -539,6 +539,11 @@ pub struct DeviceEntry {
     /// Path of a file holding the password (trailing newline ignored);
     /// relative paths resolve against the config file's folder.
     pub password_file: Option<String>,
+    /// Authentication schemes the camera's password may be sent with, over
+    /// RTSP and HTTP: `digest | basic`. Default `digest` (a camera offering
+    /// only Basic is refused); `basic` also answers Basic, the password in
+    /// clear.
+    pub auth: Option<String>,
     /// `always | on-demand`. Default `always`.
     pub pull: Option<String>,
     /// `strip | pass`. Default `strip`.

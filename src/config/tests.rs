@@ -672,3 +672,50 @@ fn an_unknown_camera_side_is_a_warning() {
         "{w:?}"
     );
 }
+
+/// `auth` on a camera: Digest unless the device opts into Basic; anything
+/// else is an error naming the device and the value; documented in the
+/// shipped file.
+#[test]
+fn camera_auth_defaults_to_digest_and_basic_is_opt_in() {
+    let cam = |extra: &str| {
+        format!(
+            "[[device]]\nid = \"gate-cam\"\nhost = \"10.20.0.11\"\n{extra}\n[device.streams]\nmain = \"/a\"\n"
+        )
+    };
+    let auth_of = |text: &str| {
+        let loaded = load_text(text).unwrap_or_else(|e| panic!("{e}"));
+        match &loaded.config.devices[0].source {
+            DeviceSource::Camera(c) => c.auth,
+            DeviceSource::Simulated { .. } => panic!("a camera was configured"),
+        }
+    };
+    assert_eq!(auth_of(&cam("")), CameraAuth::Digest);
+    assert_eq!(auth_of(&cam("auth = \"digest\"")), CameraAuth::Digest);
+    assert_eq!(auth_of(&cam("auth = \"basic\"")), CameraAuth::Basic);
+    assert!(CameraAuth::Basic.allows_basic() && !CameraAuth::Digest.allows_basic());
+
+    for bad in ["Basic", "none", "ntlm", ""] {
+        let p = problems(&cam(&format!("auth = \"{bad}\"")));
+        let joined = p.join("\n");
+        assert!(
+            joined.contains(&format!(
+                "device[0].auth: '{bad}' is not one of digest, basic (device 'gate-cam')"
+            )),
+            "{joined}"
+        );
+    }
+    // On a simulated device the key means nothing: a warning.
+    let loaded =
+        load_text("[[device]]\nid = \"demo\"\nsimulated = true\nauth = \"basic\"\n").unwrap();
+    assert!(
+        loaded.warnings.iter().any(|w| w.path == "device[0].auth"),
+        "{:?}",
+        loaded.warnings
+    );
+    let shipped = std::fs::read_to_string(shipped()).unwrap();
+    assert!(
+        shipped.contains("# auth = \"digest\""),
+        "config/camgate.toml does not document auth"
+    );
+}

@@ -10,8 +10,8 @@ use ipnet::IpNet;
 
 use super::schema::{DeviceEntry, HttpSection, QuirksSection, RecorderEntry};
 use super::{
-    AudioPolicy, CameraConfig, CameraHttp, Config, Device, DeviceId, DeviceSet, DeviceSource,
-    Problem, Pull, Quirks, Recorder, Secret, StreamConfig, Vendor,
+    AudioPolicy, CameraAuth, CameraConfig, CameraHttp, Config, Device, DeviceId, DeviceSet,
+    DeviceSource, Problem, Pull, Quirks, Recorder, Secret, StreamConfig, Vendor,
 };
 
 /// Reads environment variables; injectable so tests need not touch the process env.
@@ -452,6 +452,7 @@ impl Checker<'_> {
                 ("host", e.host.is_some()),
                 ("username", e.username.is_some()),
                 ("rtsp_transport", e.rtsp_transport.is_some()),
+                ("auth", e.auth.is_some()),
             ] {
                 if set {
                     self.warn(format!("{path}.{key}"), "ignored for a simulated device");
@@ -520,6 +521,18 @@ impl Checker<'_> {
                     retina::client::Transport::Tcp(Default::default())
                 }
             };
+            let auth = match e.auth.as_deref().unwrap_or("digest") {
+                "digest" => CameraAuth::Digest,
+                "basic" => CameraAuth::Basic,
+                other => {
+                    self.problem(
+                        format!("{path}.auth"),
+                        format!("'{other}' is not one of digest, basic (device '{}')", e.id),
+                    );
+                    ok = false;
+                    CameraAuth::Digest
+                }
+            };
             let quirks = self.quirks(&format!("{path}.quirks"), &e.quirks);
             match (host, quirks) {
                 (Some(host), Some(quirks)) => DeviceSource::Camera(CameraConfig {
@@ -527,6 +540,7 @@ impl Checker<'_> {
                     rtsp_port: e.rtsp_port.unwrap_or(554),
                     username: e.username.clone(),
                     password,
+                    auth,
                     transport,
                     quirks,
                 }),

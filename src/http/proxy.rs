@@ -18,7 +18,7 @@ use http_body_util::{BodyExt, Full, Limited, StreamBody, combinators::BoxBody};
 use hyper::body::{Frame, Incoming};
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Request, Response, StatusCode};
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use super::judge;
 use super::normalize::{self, Target};
@@ -81,14 +81,10 @@ impl DeviceApi {
                     None
                 };
                 (
-                    Some(Upstream::new(
-                        addr,
-                        pin,
-                        creds.clone(),
-                        timeout,
-                        tracker,
-                        cancel,
-                    )),
+                    Some(
+                        Upstream::new(addr, pin, creds.clone(), timeout, tracker, cancel)
+                            .allow_basic(cam.auth.allows_basic()),
+                    ),
                     creds,
                 )
             }
@@ -357,7 +353,15 @@ impl Proxy {
             Err(e) => {
                 self.metrics.http_upstream_error(&dev, e.kind.as_str());
                 static UP: LogLimiter = LogLimiter::new(10);
-                if let Some(suppressed) = UP.allow() {
+                static BASIC: LogLimiter = LogLimiter::new(10);
+                if e.kind == super::upstream::ErrorKind::BasicRefused {
+                    // A camera (or whoever holds its address) fishing for
+                    // the password in clear: an operator should look.
+                    if let Some(suppressed) = BASIC.allow() {
+                        warn!(device = %dev, error = %e, suppressed,
+                            "camera API request refused: the camera offers only Basic authentication");
+                    }
+                } else if let Some(suppressed) = UP.allow() {
                     info!(device = %dev, error = %e, suppressed, "camera API request failed");
                 }
                 return plain(

@@ -1,7 +1,10 @@
 //! camgate as the HTTP client of a camera: connect (with a timeout), TLS
 //! with the camera's pinned certificate, and authentication with the
-//! camera's own credentials (Digest or Basic, whatever it challenges with;
-//! the Digest state is reused so most requests need one round trip).
+//! camera's own credentials (the Digest state is reused so most requests
+//! need one round trip). Nothing is sent before the camera challenges, and
+//! a challenge offering only Basic (the password in clear) is refused
+//! ([`ErrorKind::BasicRefused`]) unless the device opted in with
+//! `auth = "basic"` ([`Upstream::allow_basic`]).
 //!
 //! Connections are kept alive and reused: a response's connection goes back
 //! to a small idle pool once its body has been read to the end (so a
@@ -38,6 +41,9 @@ pub enum ErrorKind {
     Protocol,
     /// The camera refused camgate's credentials.
     Auth,
+    /// The camera offered only Basic authentication and the device did not
+    /// opt in: the password was not sent.
+    BasicRefused,
 }
 
 impl ErrorKind {
@@ -48,6 +54,7 @@ impl ErrorKind {
             ErrorKind::Tls => "tls",
             ErrorKind::Protocol => "protocol",
             ErrorKind::Auth => "auth",
+            ErrorKind::BasicRefused => "basic_refused",
         }
     }
 }
@@ -159,6 +166,8 @@ pub struct Upstream {
     host: String,
     tls: Option<tokio_rustls::TlsConnector>,
     creds: Option<(String, Secret)>,
+    /// Whether a Basic challenge may be answered (`auth = "basic"`).
+    allow_basic: bool,
     /// The last challenge's client state (a std mutex: never held across
     /// an await).
     auth: Mutex<Option<http_auth::PasswordClient>>,
@@ -197,12 +206,21 @@ impl Upstream {
             host,
             tls: tls_pin.map(|p| tokio_rustls::TlsConnector::from(crate::tls::pinned_client(p))),
             creds,
+            allow_basic: false,
             auth: Mutex::new(None),
             timeout,
             pool: Arc::default(),
             tracker,
             cancel,
         }
+    }
+
+    /// Lets a Basic challenge be answered with the password (the device's
+    /// `auth = "basic"`); refused otherwise. Digest is still preferred when
+    /// the camera offers both.
+    pub fn allow_basic(mut self, allow: bool) -> Upstream {
+        self.allow_basic = allow;
+        self
     }
 
     /// The camera's address as recorders must never see it.
@@ -347,8 +365,17 @@ impl Upstream {
                 .filter_map(|v| v.to_str().ok())
                 .collect::<Vec<_>>()
                 .join(", ");
+            // http-auth prefers a well-formed Digest challenge; what it
+            // falls back to is Basic, refused unless the device opted in.
             let client = http_auth::PasswordClient::try_from(challenge.as_str())
                 .map_err(|e| err(ErrorKind::Auth, format!("unusable challenge: {e}")))?;
+            if matches!(client, http_auth::PasswordClient::Basic(_)) && !self.allow_basic {
+                return Err(err(
+                    ErrorKind::BasicRefused,
+                    "the camera offers only Basic authentication (the password in clear); \
+                     set auth = \"basic\" on the device to allow it",
+                ));
+            }
             *self.auth.lock().unwrap_or_else(|p| p.into_inner()) = Some(client);
         }
     }
@@ -462,5 +489,117 @@ mod tests {
         drop(r);
         assert_eq!(get(&u, hyper::Method::GET).await.unwrap(), "hello");
         assert_eq!(conns.load(Ordering::SeqCst), 2);
+    }
+
+    /// A camera that challenges with `challenge` (header lines) until a
+    /// request carries any `Authorization`; records every request head.
+    async fn challenging_camera(challenge: &'static str) -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+        let seen2 = seen.clone();
+        tokio::spawn(async move {
+            loop {
+                let (mut s, _) = l.accept().await.unwrap();
+                let seen = seen2.clone();
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    loop {
+                        let Ok(n) = s.read(&mut chunk).await else {
+                            return;
+                        };
+                        if n == 0 {
+                            return;
+                        }
+                        buf.extend_from_slice(&chunk[..n]);
+                        while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+                            buf.drain(..end + 4);
+                            let authorized = head.to_ascii_lowercase().contains("\nauthorization:");
+                            seen.lock().unwrap().push(head);
+                            let reply = if authorized {
+                                "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello".to_string()
+                            } else {
+                                format!(
+                                    "HTTP/1.1 401 Unauthorized\r\n{challenge}Content-Length: 0\r\n\r\n"
+                                )
+                            };
+                            if s.write_all(reply.as_bytes()).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        (addr, seen)
+    }
+
+    fn with_creds(addr: SocketAddr) -> Upstream {
+        Upstream::new(
+            addr,
+            None,
+            Some(("admin".into(), Secret::new("cam-secret"))),
+            Duration::from_secs(5),
+            TaskTracker::new(),
+            CancellationToken::new(),
+        )
+    }
+
+    #[tokio::test]
+    async fn basic_is_answered_only_when_the_device_opted_in() {
+        let basic_only = "WWW-Authenticate: Basic realm=\"cam\"\r\n";
+        let (addr, seen) = challenging_camera(basic_only).await;
+        let u = with_creds(addr);
+        for _ in 0..2 {
+            let e = get(&u, hyper::Method::GET).await.unwrap_err();
+            assert_eq!(e.kind, ErrorKind::BasicRefused);
+            assert!(e.message.contains("auth = \"basic\""), "{}", e.message);
+        }
+        let heads = seen.lock().unwrap().clone();
+        assert_eq!(heads.len(), 2);
+        assert!(
+            heads
+                .iter()
+                .all(|h| !h.to_ascii_lowercase().contains("authorization")),
+            "{heads:?}"
+        );
+
+        let (addr, seen) = challenging_camera(basic_only).await;
+        let u = with_creds(addr).allow_basic(true);
+        assert_eq!(get(&u, hyper::Method::GET).await.unwrap(), "hello");
+        let heads = seen.lock().unwrap().clone();
+        let b64 = base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            "admin:cam-secret",
+        );
+        assert!(heads[1].contains(&format!("Basic {b64}")), "{heads:?}");
+    }
+
+    #[tokio::test]
+    async fn digest_is_preferred_whatever_the_order() {
+        // Two headers, Basic first; then one header listing both.
+        for challenge in [
+            "WWW-Authenticate: Basic realm=\"cam\"\r\nWWW-Authenticate: Digest realm=\"cam\", nonce=\"n1\", qop=\"auth\"\r\n",
+            "WWW-Authenticate: bAsIc realm=\"cam\", Digest realm=\"cam\", nonce=\"n1\"\r\n",
+        ] {
+            let (addr, seen) = challenging_camera(challenge).await;
+            let u = with_creds(addr);
+            assert_eq!(get(&u, hyper::Method::GET).await.unwrap(), "hello");
+            let heads = seen.lock().unwrap().clone();
+            assert!(heads[1].contains("authorization: Digest "), "{heads:?}");
+            assert!(!heads.iter().any(|h| h.contains("Basic ")), "{heads:?}");
+        }
+        // A Digest challenge http-auth cannot use (no nonce) beside Basic
+        // is Basic: refused.
+        let (addr, _) = challenging_camera(
+            "WWW-Authenticate: Digest realm=\"cam\"\r\nWWW-Authenticate: Basic realm=\"cam\"\r\n",
+        )
+        .await;
+        let e = get(&with_creds(addr), hyper::Method::GET)
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind, ErrorKind::BasicRefused);
     }
 }

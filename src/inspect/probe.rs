@@ -6,7 +6,9 @@
 //!   `DESCRIBE` of the first stream (the `WWW-Authenticate` realm);
 //! - HTTP: `GET /` without credentials (`Server`, `WWW-Authenticate`);
 //! - ONVIF: `GetDeviceInformation` signed with the device's credentials
-//!   (WS-Security UsernameToken, and HTTP Digest if the camera asks);
+//!   (WS-Security UsernameToken with the password digest, and HTTP Digest
+//!   if the camera asks; HTTP Basic only with the device's
+//!   `auth = "basic"`);
 //! - the MAC from `/proc/net/arp` (IPv4, on-link cameras), matched against
 //!   the shipped OUI list.
 //!
@@ -23,12 +25,13 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::debug;
+use tracing::{debug, warn};
 
 use super::fingerprint;
 use super::identity::{IdentityCell, ProbeReport};
 use crate::config::{Device, DeviceSource};
 use crate::http::upstream::Upstream;
+use crate::ratelimit::LogLimiter;
 
 /// Largest response head read from RTSP.
 const MAX_HEAD: usize = 8 << 10;
@@ -113,6 +116,8 @@ pub async fn probe(
             .unwrap_or_default();
         crate::http::soap::security_header(u, p.expose(), &created)
     });
+    // The HTTP Digest answer, if the camera asks; Basic only if the device
+    // opted in (`auth = "basic"`).
     let onvif = Upstream::new(
         http_addr,
         pin,
@@ -120,7 +125,8 @@ pub async fn probe(
         timeout,
         tracker.clone(),
         cancel.clone(),
-    );
+    )
+    .allow_basic(cam.auth.allows_basic());
     let mut headers = hyper::HeaderMap::new();
     headers.insert(
         hyper::header::CONTENT_TYPE,
@@ -167,7 +173,16 @@ pub async fn probe(
                 Err(_) => r.errors.push("onvif: timeout".into()),
             }
         }
-        Err(e) => r.errors.push(format!("onvif: {}", e.kind.as_str())),
+        Err(e) => {
+            if e.kind == crate::http::upstream::ErrorKind::BasicRefused {
+                static BASIC: LogLimiter = LogLimiter::new(10);
+                if let Some(suppressed) = BASIC.allow() {
+                    warn!(device = %device.id, suppressed,
+                        "fingerprint probe: the camera offers only Basic authentication; password not sent");
+                }
+            }
+            r.errors.push(format!("onvif: {}", e.kind.as_str()));
+        }
     }
     // Neighbour table
     if let IpAddr::V4(v4) = cam.host {

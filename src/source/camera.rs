@@ -54,7 +54,10 @@ pub async fn run_session(
         .session_id(q.session_id)
         .unassigned_channel_data(q.unassigned_channel_data)
         .user_agent(format!("camgate/{}", env!("CARGO_PKG_VERSION")));
-    if let (Some(user), Some(pw)) = (&cam.username, &cam.password) {
+    // Retina answers any challenge, Basic too: it gets the password only
+    // once the camera's own challenge offers Digest (or the device allows
+    // Basic), and none when the camera asks for no authentication.
+    if let Some((user, pw)) = super::challenge::vetted_creds(cam, &url, step).await? {
         opts = opts.creds(Some(Credentials {
             username: user.clone(),
             password: pw.expose().to_string(),
@@ -414,7 +417,11 @@ pub async fn describe_only(
     let mut opts = SessionOptions::default()
         .teardown(retina::client::TeardownPolicy::Never)
         .user_agent(format!("camgate/{}", env!("CARGO_PKG_VERSION")));
-    if let (Some(user), Some(pw)) = (&cam.username, &cam.password) {
+    // As in run_session: the password only for a Digest challenge.
+    if let Some((user, pw)) = super::challenge::vetted_creds(cam, &url, timeout)
+        .await
+        .map_err(|e| format!("DESCRIBE: {e}"))?
+    {
         opts = opts.creds(Some(Credentials {
             username: user.clone(),
             password: pw.expose().to_string(),

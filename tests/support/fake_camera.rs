@@ -331,3 +331,118 @@ async fn handle(
         _ => reply(StatusCode::OK, "text/plain", format!("ok {path}")),
     }
 }
+
+/// The `Authorization` value of a Basic answer with the camera's account.
+pub fn basic_credentials() -> String {
+    use base64::Engine;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{CAM_USER}:{CAM_PASS}"))
+    )
+}
+
+impl FakeCamera {
+    /// A camera whose HTTP API knows only Basic authentication: every
+    /// request without the right `Authorization: Basic` gets 401 with
+    /// `WWW-Authenticate: Basic` (ONVIF too, whatever token the body
+    /// carries). Authorized: `GetDeviceInformation` is answered on ONVIF
+    /// paths, `ok <path>` elsewhere. Records every request like `start`.
+    pub async fn start_basic_only(ip: IpAddr) -> FakeCamera {
+        let listener = TcpListener::bind((ip, 0)).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen: Arc<Mutex<Vec<Seen>>> = Default::default();
+        let s2 = seen.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let seen = s2.clone();
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req| {
+                        let seen = seen.clone();
+                        async move { Ok::<_, Infallible>(handle_basic_only(req, seen).await) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        FakeCamera { addr, seen, task }
+    }
+
+    /// Panics if any request carried the camera's password: in a Basic
+    /// answer, in clear in a header, or in a body (a WS-Security
+    /// `PasswordText`).
+    pub fn assert_never_got_the_password(&self) {
+        let basic = basic_credentials();
+        for r in self.requests() {
+            for (k, v) in &r.headers {
+                assert!(!v.contains(&basic), "Basic credentials sent: {k}: {v}");
+                assert!(!v.contains(CAM_PASS), "password sent: {k}: {v}");
+                assert!(
+                    !(k.eq_ignore_ascii_case("authorization")
+                        && v.to_ascii_lowercase().starts_with("basic")),
+                    "Basic authorization sent: {v}"
+                );
+            }
+            assert!(!r.body.contains(CAM_PASS), "password in a body: {}", r.body);
+        }
+    }
+}
+
+async fn handle_basic_only(
+    req: Request<hyper::body::Incoming>,
+    seen: Arc<Mutex<Vec<Seen>>>,
+) -> Response<Body> {
+    let method = req.method().to_string();
+    let target = req
+        .uri()
+        .path_and_query()
+        .map_or("/".to_string(), |p| p.to_string());
+    let headers: Vec<(String, String)> = req
+        .headers()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let body = String::from_utf8_lossy(
+        &req.into_body()
+            .collect()
+            .await
+            .map(|c| c.to_bytes())
+            .unwrap_or_default(),
+    )
+    .into_owned();
+    let s = Seen {
+        method,
+        target: target.clone(),
+        headers,
+        body,
+    };
+    seen.lock().unwrap().push(s.clone());
+    if s.header("authorization") != Some(basic_credentials().as_str()) {
+        let mut r = reply(StatusCode::UNAUTHORIZED, "text/html", "<html>401</html>");
+        r.headers_mut().insert(
+            "WWW-Authenticate",
+            "Basic realm=\"IP Camera\"".parse().unwrap(),
+        );
+        return r;
+    }
+    let path = target.split('?').next().unwrap_or("");
+    if path.starts_with("/onvif/") {
+        return reply(
+            StatusCode::OK,
+            "application/soap+xml; charset=utf-8",
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><s:Envelope xmlns:s=\"http://www.w3.org/2003/05/soap-envelope\"><s:Body>\
+             <tds:GetDeviceInformationResponse><tds:Manufacturer>HIKVISION</tds:Manufacturer><tds:Model>DS-2CD2043G0-I</tds:Model></tds:GetDeviceInformationResponse>\
+             </s:Body></s:Envelope>",
+        );
+    }
+    reply(StatusCode::OK, "text/plain", format!("ok {path}"))
+}

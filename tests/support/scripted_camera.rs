@@ -431,3 +431,248 @@ fn packetize_quirky(
     }
     out
 }
+
+/// How an [`AuthCamera`] asks for credentials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMode {
+    /// `WWW-Authenticate: Basic` only; accepts Basic.
+    BasicOnly,
+    /// Digest only; accepts Digest.
+    Digest,
+    /// Two headers, Basic first, then Digest (as Hikvision firmware
+    /// sends them); accepts either.
+    BasicAndDigest,
+    /// DESCRIBE needs no credentials; every later request (SETUP, PLAY)
+    /// wants Basic: a camera fishing for the password once the session
+    /// has started without one.
+    BasicAfterDescribe,
+}
+
+/// The camera account an [`AuthCamera`] accepts (the fake HTTP camera's).
+pub const AUTH_USER: &str = "admin";
+pub const AUTH_PASS: &str = "cam-secret";
+const AUTH_NONCE: &str = "scriptedcameranonce42";
+
+/// A [`ScriptedCamera`] behind RTSP authentication: every request but
+/// OPTIONS must carry the credentials `mode` accepts, else gets 401 with
+/// `mode`'s challenge. Records every request head it receives, so tests
+/// can show what a camera was sent.
+pub struct AuthCamera {
+    pub addr: SocketAddr,
+    /// Every request head received, in order, as sent.
+    pub heads: Arc<std::sync::Mutex<Vec<String>>>,
+    /// The camera behind the gate (its `connections` count authorized
+    /// sessions only).
+    pub inner: ScriptedCamera,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for AuthCamera {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl AuthCamera {
+    pub async fn start(mode: AuthMode) -> AuthCamera {
+        let inner = ScriptedCamera::start().await;
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let heads: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
+        let (h, inner_addr) = (heads.clone(), inner.addr);
+        let task = tokio::spawn(async move {
+            let mut conns = tokio::task::JoinSet::new();
+            loop {
+                let Ok((s, _)) = listener.accept().await else {
+                    return;
+                };
+                conns.spawn(gate(s, inner_addr, mode, h.clone()));
+            }
+        });
+        AuthCamera {
+            addr,
+            heads,
+            inner,
+            task,
+        }
+    }
+
+    pub fn heads(&self) -> Vec<String> {
+        self.heads.lock().unwrap().clone()
+    }
+
+    /// Panics if any request this camera received carried the password in
+    /// any form a Basic answer (or a careless client) would use.
+    pub fn assert_never_got_the_password(&self) {
+        let b64 =
+            base64::engine::general_purpose::STANDARD.encode(format!("{AUTH_USER}:{AUTH_PASS}"));
+        for h in self.heads() {
+            assert!(!h.contains(&b64), "Basic credentials sent: {h}");
+            assert!(!h.contains(AUTH_PASS), "password sent: {h}");
+            assert!(
+                !h.to_ascii_lowercase().contains("authorization: basic"),
+                "Basic authorization sent: {h}"
+            );
+        }
+    }
+}
+
+fn auth_challenge(mode: AuthMode) -> String {
+    let digest = format!("WWW-Authenticate: Digest realm=\"camgate\", nonce=\"{AUTH_NONCE}\"\r\n");
+    let basic = "WWW-Authenticate: Basic realm=\"camera\"\r\n".to_string();
+    match mode {
+        AuthMode::BasicOnly | AuthMode::BasicAfterDescribe => basic,
+        AuthMode::Digest => digest,
+        AuthMode::BasicAndDigest => basic + &digest,
+    }
+}
+
+fn auth_ok(mode: AuthMode, method: &str, head: &str) -> bool {
+    if method == "OPTIONS" || (mode == AuthMode::BasicAfterDescribe && method == "DESCRIBE") {
+        return true;
+    }
+    let Some(value) = head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.trim()
+            .eq_ignore_ascii_case("authorization")
+            .then(|| v.trim().to_string())
+    }) else {
+        return false;
+    };
+    let (scheme, rest) = value.split_once(' ').unwrap_or((&value, ""));
+    let basic_ok = mode != AuthMode::Digest;
+    let digest_ok = matches!(mode, AuthMode::Digest | AuthMode::BasicAndDigest);
+    if scheme.eq_ignore_ascii_case("basic") {
+        let want =
+            base64::engine::general_purpose::STANDARD.encode(format!("{AUTH_USER}:{AUTH_PASS}"));
+        return basic_ok && rest.trim() == want;
+    }
+    if !scheme.eq_ignore_ascii_case("digest") || !digest_ok {
+        return false;
+    }
+    let get = |k: &str| {
+        rest.split(',').find_map(|p| {
+            p.trim()
+                .strip_prefix(&format!("{k}="))
+                .map(|v| v.trim_matches('"').to_string())
+        })
+    };
+    let (Some(user), Some(uri), Some(resp)) = (get("username"), get("uri"), get("response")) else {
+        return false;
+    };
+    let expected = camgate::auth::digest_response(
+        &user,
+        &camgate::config::Secret::new(AUTH_PASS),
+        method,
+        &uri,
+        AUTH_NONCE,
+        None,
+    );
+    user == AUTH_USER && resp == expected
+}
+
+/// One client connection of an [`AuthCamera`]: authorized requests (and
+/// interleaved data) go to the scripted camera, whose answers and media
+/// come straight back; the others get a 401.
+async fn gate(
+    client: TcpStream,
+    inner_addr: SocketAddr,
+    mode: AuthMode,
+    heads: Arc<std::sync::Mutex<Vec<String>>>,
+) {
+    let (mut rd, wr) = client.into_split();
+    let wr = Arc::new(tokio::sync::Mutex::new(wr));
+    let mut inner: Option<tokio::net::tcp::OwnedWriteHalf> = None;
+    let mut copier: Option<tokio::task::JoinHandle<()>> = None;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    'conn: loop {
+        let n = match rd.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        buf.extend_from_slice(&chunk[..n]);
+        loop {
+            if buf.first() == Some(&b'$') {
+                if buf.len() < 4 {
+                    break;
+                }
+                let len = 4 + usize::from(u16::from_be_bytes([buf[2], buf[3]]));
+                if buf.len() < len {
+                    break;
+                }
+                if let Some(i) = inner.as_mut() {
+                    let _ = i.write_all(&buf[..len]).await;
+                }
+                buf.drain(..len);
+                continue;
+            }
+            let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                break;
+            };
+            let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+            let body_len = head
+                .lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.trim()
+                        .eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse::<usize>().ok())?
+                })
+                .unwrap_or(0);
+            if buf.len() < end + 4 + body_len {
+                break;
+            }
+            let request: Vec<u8> = buf.drain(..end + 4 + body_len).collect();
+            heads.lock().unwrap().push(head.clone());
+            let method = head.split(' ').next().unwrap_or("").to_string();
+            if auth_ok(mode, &method, &head) {
+                if inner.is_none() {
+                    let Ok(s) = TcpStream::connect(inner_addr).await else {
+                        break 'conn;
+                    };
+                    let (mut ird, iwr) = s.into_split();
+                    inner = Some(iwr);
+                    let wr = wr.clone();
+                    copier = Some(tokio::spawn(async move {
+                        let mut chunk = [0u8; 16384];
+                        loop {
+                            let n = match ird.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => n,
+                            };
+                            if wr.lock().await.write_all(&chunk[..n]).await.is_err() {
+                                return;
+                            }
+                        }
+                    }));
+                }
+                if let Some(i) = inner.as_mut()
+                    && i.write_all(&request).await.is_err()
+                {
+                    break 'conn;
+                }
+            } else {
+                let cseq = head
+                    .lines()
+                    .find_map(|l| {
+                        let (k, v) = l.split_once(':')?;
+                        k.trim()
+                            .eq_ignore_ascii_case("cseq")
+                            .then(|| v.trim().to_string())
+                    })
+                    .unwrap_or_else(|| "0".into());
+                let reply = format!(
+                    "RTSP/1.0 401 Unauthorized\r\nCSeq: {cseq}\r\n{}\r\n",
+                    auth_challenge(mode)
+                );
+                if wr.lock().await.write_all(reply.as_bytes()).await.is_err() {
+                    break 'conn;
+                }
+            }
+        }
+    }
+    if let Some(c) = copier {
+        c.abort();
+    }
+}
