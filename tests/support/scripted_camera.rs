@@ -49,6 +49,11 @@ pub struct Options {
     /// After this many frames, send an RTCP BYE and then nothing, with the
     /// connection left open (a media server at the end of its file).
     pub bye_after: Option<usize>,
+    /// `(frames, bytes_per_sec)`: after this many frames, start one H.264
+    /// FU-A NAL unit and never end it (no E bit, no marker, one timestamp),
+    /// sending this many bytes a second of it (a hostile camera on a link
+    /// of that speed).
+    pub endless_au: Option<(usize, u64)>,
 }
 
 impl Default for Options {
@@ -59,6 +64,7 @@ impl Default for Options {
             metadata: false,
             stall_after: None,
             bye_after: None,
+            endless_au: None,
         }
     }
 }
@@ -280,6 +286,23 @@ async fn serve(s: TcpStream, addr: SocketAddr, opts: Options) {
                 Some(v) => if wr.write_all(&v).await.is_err() { break },
             },
             _ = tick.tick(), if playing => {
+                if let Some((after, rate)) = opts.endless_au
+                    && i >= after
+                {
+                    // 40 ms worth of 1400-byte fragments of one IDR slice.
+                    let ts = (after as u32).wrapping_mul(3600);
+                    let mut out = BytesMut::new();
+                    let fragments = (rate / 25 / 1400).max(1);
+                    for k in 0..fragments {
+                        let start = if i == after && k == 0 { 0x80 } else { 0 };
+                        let mut payload = vec![0x7c, start | 5];
+                        payload.resize(1400, 0x5a);
+                        packet(&mut out, &mut seq, ts, false, &payload, false, 0);
+                    }
+                    if wr.write_all(&out).await.is_err() { break }
+                    i += 1;
+                    continue;
+                }
                 if opts.bye_after == Some(i) {
                     // RTCP BYE (RFC 3550 §6.6) for the camera's SSRC.
                     let bye = [b'$', 1, 0, 8, 0x81, 203, 0, 1];

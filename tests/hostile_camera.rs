@@ -1,0 +1,94 @@
+//! A hostile camera that never ends an access unit, on a 200 Mbit/s link,
+//! next to an honest one: camgate's memory guard sheds the hostile session
+//! over and over (reason `memory`, with backoff) long before the read
+//! timeout, the process's resident memory stays within a bound, and the
+//! honest camera's recorder plays on undisturbed. Its own test binary: it
+//! measures the process's memory.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::scripted_camera::{Options, ScriptedCamera};
+use support::*;
+
+fn device(id: &str, port: u16) -> String {
+    format!(
+        "[[device]]\nid = \"{id}\"\nhost = \"127.0.0.1\"\nrtsp_port = {port}\n[device.streams]\nmain = \"/Streaming/Channels/101\"\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_never_ending_access_unit_is_shed_by_memory_and_others_play_on() {
+    const LIMIT: u64 = 64 << 20;
+    const RATE: u64 = 25_000_000;
+    let good = ScriptedCamera::start().await;
+    let bad = ScriptedCamera::start_with(Options {
+        endless_au: Some((10, RATE)),
+        ..Options::default()
+    })
+    .await;
+    // A read timeout far away: only the memory guard can end the session
+    // in time (without it, 30 s at 25 MB/s is some 750 MB buffered).
+    let base = base_config("").replace(
+        "read_timeout_secs = 5",
+        &format!("read_timeout_secs = 30\nmemory_limit_bytes = {LIMIT}"),
+    );
+    let config = format!(
+        "{base}\n{}\n{}",
+        device("good", good.addr.port()),
+        device("bad", bad.addr.port())
+    );
+    let app = spawn_app(&config, &[]).await;
+    let baseline = camgate::source::memory::rss_bytes().unwrap();
+    let url = app.url("good/main");
+    let recorder = tokio::spawn(async move { ffmpeg_decode(&url, "tcp", 12).await });
+    let started = Instant::now();
+    let mut peak = baseline;
+    while started.elapsed() < Duration::from_secs(13) {
+        peak = peak.max(camgate::source::memory::rss_bytes().unwrap());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (ok, stderr) = recorder.await.unwrap();
+    assert!(
+        ok && stderr.trim().is_empty(),
+        "the honest camera's recorder: {stderr}"
+    );
+    let metrics = http(app.admin, "GET", "/metrics", &[]).await.2;
+    let shed = sample(
+        &metrics,
+        "camgate_stream_reconnects_total{device=\"bad\",stream=\"main\",reason=\"memory\"}",
+    )
+    .unwrap_or(0.0);
+    assert!(
+        shed >= 2.0,
+        "the hostile session was shed {shed} times:\n{metrics}"
+    );
+    assert!(
+        sample(
+            &metrics,
+            "camgate_stream_reconnects_total{device=\"good\",stream=\"main\",reason=\"memory\"}"
+        )
+        .is_none(),
+        "the honest camera delivers video: never shed"
+    );
+    // The bound: the limit (or where the process stood, if above it) plus
+    // what the link delivers while a stall is detected (2 s, sampled every
+    // 0.2 s) at retina's ~1.6 bytes held per byte received, plus slack for
+    // the allocator and the recorder.
+    let bound = baseline.max(LIMIT) + RATE * 22 / 10 * 16 / 10 + (64 << 20);
+    eprintln!(
+        "baseline {} MiB, peak {} MiB, bound {} MiB, shed {shed} times",
+        baseline >> 20,
+        peak >> 20,
+        bound >> 20
+    );
+    assert!(
+        peak <= bound,
+        "peak RSS {} MiB over the bound {} MiB (baseline {} MiB)",
+        peak >> 20,
+        bound >> 20,
+        baseline >> 20
+    );
+    app.stop().await;
+}
