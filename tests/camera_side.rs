@@ -344,3 +344,36 @@ async fn rtcp_bye_ends_the_camera_session() {
     );
     app.stop().await;
 }
+
+/// A camera that sends new parameter sets with every frame is ended as a
+/// protocol error (and retried with backoff) once it passes 120 changes in
+/// a minute.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parameter_set_churn_ends_the_session() {
+    let cam = ScriptedCamera::start_with(Options {
+        churn_sps: true,
+        ..Options::default()
+    })
+    .await;
+    let config = format!(
+        "{}\n{}",
+        base_config(""),
+        camera_device(cam.addr.port(), "")
+    );
+    let app = spawn_app(&config, &[]).await;
+    let started = std::time::Instant::now();
+    let series =
+        "camgate_stream_reconnects_total{device=\"cam\",stream=\"main\",reason=\"protocol\"}";
+    loop {
+        let metrics = http(app.admin, "GET", "/metrics", &[]).await.2;
+        if sample(&metrics, series).is_some_and(|v| v >= 1.0) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "not ended for parameter churn:\n{metrics}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    app.stop().await;
+}

@@ -132,6 +132,7 @@ pub async fn run_session(
     // `super::memory`): over the limit, a session that delivers no video
     // is what holds the memory.
     let mut last_video = tokio::time::Instant::now();
+    let mut param_changes = std::collections::VecDeque::new();
     let mut pressure = tokio::time::interval(super::memory::SAMPLE);
     pressure.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -194,6 +195,26 @@ pub async fn run_session(
                     && let Some(codec) = demuxed.streams()[sid].parameters().and_then(video_codec)
                 {
                     if begun {
+                        // A camera changing its parameter sets all the time
+                        // is broken or hostile: each change is applied and
+                        // reported, and sent before every key frame.
+                        let now = tokio::time::Instant::now();
+                        param_changes.push_back(now);
+                        while param_changes
+                            .front()
+                            .is_some_and(|t| now.duration_since(*t) > PARAMETER_WINDOW)
+                        {
+                            param_changes.pop_front();
+                        }
+                        if param_changes.len() > MAX_PARAMETER_CHANGES {
+                            return Err(SourceError::new(
+                                ErrorKind::Protocol,
+                                format!(
+                                    "{url} changed its parameter sets more than {MAX_PARAMETER_CHANGES} times in {}s",
+                                    PARAMETER_WINDOW.as_secs()
+                                ),
+                            ));
+                        }
                         src.publisher.update_video(ti, codec.clone());
                     }
                     tracks[ti] = Some(Track::Video(codec));
@@ -292,6 +313,12 @@ fn begin(src: &mut StreamSource, tracks: &[Option<Track>]) {
     src.publisher.begin_session(StreamInfo { tracks });
     src.publisher.set_state(SourceState::Live);
 }
+
+/// Parameter-set changes a session may make per [`PARAMETER_WINDOW`]
+/// (twice a second: far above an encoder's GOP-rate changes, far below a
+/// camera changing them at every frame).
+const MAX_PARAMETER_CHANGES: usize = 120;
+const PARAMETER_WINDOW: Duration = Duration::from_secs(60);
 
 /// Left-out tracks warned about per stream; more get one line in all.
 const MAX_TRACK_WARNINGS: usize = 4;

@@ -54,6 +54,9 @@ pub struct Options {
     /// sending this many bytes a second of it (a hostile camera on a link
     /// of that speed).
     pub endless_au: Option<(usize, u64)>,
+    /// Send new parameter sets with every frame (the SPS's level changing
+    /// back and forth).
+    pub churn_sps: bool,
 }
 
 impl Default for Options {
@@ -65,6 +68,7 @@ impl Default for Options {
             stall_after: None,
             bye_after: None,
             endless_au: None,
+            churn_sps: false,
         }
     }
 }
@@ -334,7 +338,13 @@ async fn serve(s: TcpStream, addr: SocketAddr, opts: Options) {
                 }
                 let (nals, key) = &frames[i % frames.len()];
                 let ts = (i as u32).wrapping_mul(3600);
-                let out = packetize_quirky(&sps, &pps, nals, *key, ts, &mut seq);
+                let out = if opts.churn_sps {
+                    let mut sps = sps.clone();
+                    sps[3] = if i % 2 == 0 { 0x1e } else { 0x1f };
+                    packetize_quirky(&sps, &pps, nals, true, ts, &mut seq)
+                } else {
+                    packetize_quirky(&sps, &pps, nals, *key, ts, &mut seq)
+                };
                 if wr.write_all(&out).await.is_err() { break }
                 let ch = meta_channel.load(Ordering::SeqCst);
                 if opts.metadata && i.is_multiple_of(25) && ch <= 255 {
