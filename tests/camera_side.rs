@@ -377,3 +377,35 @@ async fn parameter_set_churn_ends_the_session() {
     }
     app.stop().await;
 }
+
+/// A recorder that joins while the camera is stalled (its last key frame
+/// older than `recorder_max_lag_secs`) is not cut at once as too slow: it
+/// waits, and plays from the first key frame after the reconnect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recorder_joining_a_stalled_stream_waits_for_it() {
+    let cam = ScriptedCamera::start_with(Options {
+        stall_after: Some(25),
+        ..Options::default()
+    })
+    .await;
+    let config = format!(
+        "{}\n{}",
+        base_config("recorder_max_lag_secs = 1"),
+        camera_device(cam.addr.port(), "")
+    );
+    let app = spawn_app(&config, &[]).await;
+    // 1 s of video, then the stall; join 2.5 s in (read timeout 5 s).
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(cam.connections.load(Ordering::SeqCst), 1);
+    let session = retina_play(&app.bare_url("cam/main"), NVR_USER, NVR_PASS, false)
+        .await
+        .unwrap();
+    let seen = retina_frames(session, Duration::from_secs(12), 10).await;
+    assert_eq!(seen.video_frames, 10, "{seen:?}");
+    assert_eq!(seen.first_was_key, Some(true));
+    assert!(
+        cam.connections.load(Ordering::SeqCst) >= 2,
+        "the frames came after the reconnect"
+    );
+    app.stop().await;
+}
