@@ -409,3 +409,66 @@ async fn a_recorder_joining_a_stalled_stream_waits_for_it() {
     );
     app.stop().await;
 }
+
+/// What a hostile camera writes into camgate's log: an SDP with 2,000
+/// tracks camgate leaves out, whose encoding names carry CR, LF-free
+/// forged log lines and terminal escapes, and an `m=` line with a trailing
+/// space. camgate (the binary, default filter) warns about a few tracks
+/// only, never writes a raw CR or escape byte, and no line is long.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_sdp_cannot_flood_or_forge_the_log() {
+    use std::io::Read;
+    let mut extra = String::from("m=video 0 RTP/AVP 97 \r\na=rtpmap:97 H264/90000\r\n");
+    for i in 0..2000 {
+        extra.push_str(&format!(
+            "m=audio 0 RTP/AVP {pt}\r\na=rtpmap:{pt} X\r2026-12-02T00:00:00Z ERROR forged\x1b[2J{i}/8000\r\n",
+            pt = 96 + i % 30
+        ));
+    }
+    let cam = ScriptedCamera::start_with(Options {
+        sdp_extra: Box::leak(extra.into_boxed_str()),
+        ..Options::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("camgate.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "{}\n{}",
+            base_config(""),
+            camera_device(cam.addr.port(), "audio = \"pass\"")
+        ),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_camgate"))
+        .args(["run", "--config"])
+        .arg(&file)
+        .env_remove("RUST_LOG")
+        .env_remove("CAMGATE_LOG")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // One session's DESCRIBE and frames.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(cam.connections.load(Ordering::SeqCst) >= 1);
+    let _ = child.kill();
+    let mut log = Vec::new();
+    child.stderr.take().unwrap().read_to_end(&mut log).unwrap();
+    let _ = child.wait();
+    let text = String::from_utf8_lossy(&log);
+    assert!(text.contains("camgate running"), "{text}");
+    assert!(!log.contains(&b'\r'), "a raw CR reached the log:\n{text}");
+    assert!(!log.contains(&0x1b), "a terminal escape reached the log");
+    for line in text.lines() {
+        assert!(line.len() <= 1024, "a {}-byte line: {line}", line.len());
+    }
+    let warned = text
+        .lines()
+        .filter(|l| l.contains("leaving out track"))
+        .count();
+    assert!(
+        (1..=4).contains(&warned),
+        "{warned} left-out track warnings:\n{text}"
+    );
+}

@@ -57,6 +57,8 @@ pub struct Options {
     /// Send new parameter sets with every frame (the SPS's level changing
     /// back and forth).
     pub churn_sps: bool,
+    /// Appended to the SDP as is (hostile track lists).
+    pub sdp_extra: &'static str,
 }
 
 impl Default for Options {
@@ -69,6 +71,7 @@ impl Default for Options {
             bye_after: None,
             endless_au: None,
             churn_sps: false,
+            sdp_extra: "",
         }
     }
 }
@@ -183,7 +186,8 @@ async fn serve(s: TcpStream, addr: SocketAddr, opts: Options) {
          a=x-dimensions:1280,720\r\na=control:rtsp://{addr}/Streaming/Channels/101/trackID=1\r\na=rtpmap:96 H264/90000\r\n\
          a=fmtp:96 profile-level-id=420029; packetization-mode=1{sprop}\r\n\
          a=Media_header:MEDIAINFO=494D4B48010300000400000100000000000000000000000000000000000000000000000000000000;\r\n\
-         a=appversion:1.0\r\n{extra}"
+         a=appversion:1.0\r\n{extra}{}",
+        opts.sdp_extra
     );
     // The interleaved channel the client chose for the metadata track.
     let meta_channel = Arc::new(std::sync::atomic::AtomicU16::new(u16::MAX));
