@@ -10,6 +10,9 @@ mod support;
 use std::time::{Duration, Instant};
 
 use support::scripted_camera::{Options, ScriptedCamera};
+
+/// One test at a time: each measures the process's memory.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 use support::*;
 
 fn device(id: &str, port: u16) -> String {
@@ -20,6 +23,7 @@ fn device(id: &str, port: u16) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_never_ending_access_unit_is_shed_by_memory_and_others_play_on() {
+    let _serial = SERIAL.lock().await;
     const LIMIT: u64 = 64 << 20;
     const RATE: u64 = 25_000_000;
     let good = ScriptedCamera::start().await;
@@ -89,6 +93,58 @@ async fn a_never_ending_access_unit_is_shed_by_memory_and_others_play_on() {
         peak >> 20,
         bound >> 20,
         baseline >> 20
+    );
+    app.stop().await;
+}
+
+/// The same against a camera that answers DESCRIBE with a 10 GB body at
+/// 200 Mbit/s (retina's RTSP parser has no message size limit): the step
+/// ends under memory pressure long before its 30 s timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endless_describe_answer_is_shed_by_memory() {
+    let _serial = SERIAL.lock().await;
+    const LIMIT: u64 = 64 << 20;
+    const RATE: u64 = 25_000_000;
+    let bad = ScriptedCamera::start_with(Options {
+        endless_describe: Some(RATE),
+        ..Options::default()
+    })
+    .await;
+    let base = base_config("").replace(
+        "connect_timeout_secs = 5",
+        &format!("connect_timeout_secs = 30\nmemory_limit_bytes = {LIMIT}"),
+    );
+    let config = format!("{base}\n{}", device("bad", bad.addr.port()));
+    let app = spawn_app(&config, &[]).await;
+    let baseline = camgate::source::memory::rss_bytes().unwrap();
+    let started = Instant::now();
+    let mut peak = baseline;
+    while started.elapsed() < Duration::from_secs(12) {
+        peak = peak.max(camgate::source::memory::rss_bytes().unwrap());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let metrics = http(app.admin, "GET", "/metrics", &[]).await.2;
+    let shed = sample(
+        &metrics,
+        "camgate_stream_reconnects_total{device=\"bad\",stream=\"main\",reason=\"memory\"}",
+    )
+    .unwrap_or(0.0);
+    let bound = baseline.max(LIMIT) + RATE * 22 / 10 * 2 + (64 << 20);
+    eprintln!(
+        "baseline {} MiB, peak {} MiB, bound {} MiB, shed {shed} times",
+        baseline >> 20,
+        peak >> 20,
+        bound >> 20
+    );
+    assert!(
+        shed >= 2.0,
+        "the hostile session was shed {shed} times:\n{metrics}"
+    );
+    assert!(
+        peak <= bound,
+        "peak RSS {} MiB over {} MiB",
+        peak >> 20,
+        bound >> 20
     );
     app.stop().await;
 }

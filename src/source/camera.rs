@@ -63,7 +63,13 @@ pub async fn run_session(
             password: pw.expose().to_string(),
         }));
     }
-    let mut session = timed(step, "DESCRIBE", Session::describe(url.clone(), opts)).await?;
+    let mut session = timed(
+        step,
+        "DESCRIBE",
+        &src.memory,
+        Session::describe(url.clone(), opts),
+    )
+    .await?;
     src.identity.sdp(&src.stream.name, session.sdp());
     // Every track the camera offers, relayed or not, for change detection.
     src.publisher.set_offered(
@@ -97,13 +103,19 @@ pub async fn run_session(
         let opts = SetupOptions::default()
             .transport(cam.transport.clone())
             .frame_format(FrameFormat::MP4);
-        timed(step, "SETUP", session.setup(c.retina_index, opts)).await?;
+        timed(
+            step,
+            "SETUP",
+            &src.memory,
+            session.setup(c.retina_index, opts),
+        )
+        .await?;
     }
     let play = PlayOptions::default()
         .initial_timestamp(q.initial_timestamp)
         .initial_seq(q.initial_seq)
         .unknown_rtcp_ssrc(q.unknown_rtcp_ssrc);
-    let playing = timed(step, "PLAY", session.play(play)).await?;
+    let playing = timed(step, "PLAY", &src.memory, session.play(play)).await?;
     let mut demuxed = playing.demuxed().map_err(|e| classify(&e, "demux"))?;
 
     // retina stream index -> camgate track index
@@ -519,19 +531,41 @@ fn audio_codec(s: &retina::client::Stream) -> Option<AudioCodec> {
     }
 }
 
-/// Runs one RTSP step with a timeout.
+/// Runs one RTSP step with a timeout. A step delivers no video: while
+/// camgate is over its memory limit, one that has taken
+/// [`super::memory::STALLED`] ends (a camera streaming an endless answer
+/// into retina's parser).
 async fn timed<T>(
     limit: Duration,
     step: &str,
+    memory: &super::memory::Guard,
     fut: impl Future<Output = Result<T, retina::Error>>,
 ) -> Result<T, SourceError> {
-    match tokio::time::timeout(limit, fut).await {
-        Err(_) => Err(SourceError::new(
-            ErrorKind::Timeout,
-            format!("{step} took over {}s", limit.as_secs()),
-        )),
-        Ok(Err(e)) => Err(classify(&e, step)),
-        Ok(Ok(t)) => Ok(t),
+    let started = tokio::time::Instant::now();
+    let deadline = tokio::time::sleep(limit);
+    let mut pressure = tokio::time::interval(super::memory::SAMPLE);
+    tokio::pin!(fut, deadline);
+    loop {
+        tokio::select! {
+            r = &mut fut => return r.map_err(|e| classify(&e, step)),
+            _ = &mut deadline => {
+                return Err(SourceError::new(
+                    ErrorKind::Timeout,
+                    format!("{step} took over {}s", limit.as_secs()),
+                ));
+            }
+            _ = pressure.tick() => {
+                if memory.over() && started.elapsed() >= super::memory::STALLED {
+                    return Err(SourceError::new(
+                        ErrorKind::Memory,
+                        format!(
+                            "camgate over its memory limit ({} MiB resident) during {step}",
+                            memory.rss() >> 20
+                        ),
+                    ));
+                }
+            }
+        }
     }
 }
 

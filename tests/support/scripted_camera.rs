@@ -59,6 +59,9 @@ pub struct Options {
     pub churn_sps: bool,
     /// Appended to the SDP as is (hostile track lists).
     pub sdp_extra: &'static str,
+    /// Answer DESCRIBE with a 10 GB body, streamed at this many bytes a
+    /// second (a hostile camera keeping the client's parser reading).
+    pub endless_describe: Option<u64>,
 }
 
 impl Default for Options {
@@ -72,6 +75,7 @@ impl Default for Options {
             endless_au: None,
             churn_sps: false,
             sdp_extra: "",
+            endless_describe: None,
         }
     }
 }
@@ -271,6 +275,22 @@ async fn serve(s: TcpStream, addr: SocketAddr, opts: Options) {
                     }
                     _ => format!("RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\nSession: 7F3A0B12\r\n\r\n"),
                 };
+                if let (Some(rate), "DESCRIBE") = (opts.endless_describe, method.as_str()) {
+                    let head = format!(
+                        "RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\nContent-Type: application/sdp\r\nContent-Length: 10000000000\r\n\r\n"
+                    );
+                    if tx.send(head.into_bytes()).await.is_err() {
+                        return;
+                    }
+                    let chunk = (rate / 25).max(1) as usize;
+                    let mut tick = tokio::time::interval(Duration::from_millis(40));
+                    loop {
+                        tick.tick().await;
+                        if tx.send(vec![b'a'; chunk]).await.is_err() {
+                            return;
+                        }
+                    }
+                }
                 let play = method == "PLAY";
                 if tx.send(resp.into_bytes()).await.is_err() {
                     return;
