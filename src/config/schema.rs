@@ -189,8 +189,10 @@ pub struct HttpSection {
     /// Largest non-streamed response from a camera (rewritten in memory).
     /// Default `8388608`.
     pub max_response_bytes: usize,
-    /// Timeout to connect to a camera and get its response headers, and to
-    /// read a recorder's request. Default `15`.
+    /// Timeout to connect to a camera and get its response headers, to read
+    /// a buffered (rewritten) answer, and to read a recorder's request; also
+    /// the longest a streamed binary answer may stall between two chunks
+    /// before it fails and the recorder's connection is closed. Default `15`.
     pub timeout_secs: u64,
     /// A long-lived event stream silent this long is closed. Default `120`.
     pub stream_idle_timeout_secs: u64,
