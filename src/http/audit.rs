@@ -482,6 +482,57 @@ mod tests {
     }
 
     #[test]
+    fn never_panics_on_token_soup() {
+        use rand::{Rng, SeedableRng};
+        const TOKENS: [&str; 32] = [
+            "rtsp",
+            "http",
+            "onvif",
+            ":",
+            "/",
+            "\\",
+            "//",
+            "&#",
+            "&#x",
+            "4",
+            "9",
+            ";",
+            "@",
+            "é",
+            "中",
+            "<",
+            ">",
+            "\"",
+            "'",
+            "xmlns",
+            "xmlns:a",
+            "=",
+            " ",
+            "\\u00",
+            "\\ud83d",
+            "\\udc00",
+            "&amp;",
+            "?",
+            "#",
+            "[::1]",
+            "10.30.0.1:8080",
+            "\n",
+        ];
+        let mut rng = rand::rngs::StdRng::seed_from_u64(13);
+        for _ in 0..20_000 {
+            let n = rng.gen_range(0..24);
+            let s: String = (0..n)
+                .map(|_| TOKENS[rng.gen_range(0..TOKENS.len())])
+                .collect();
+            let _ = urls(&s, &camgate());
+            let _ = text(s.as_bytes());
+            let _ = xml_unescape(&s);
+            let _ = json_unescape(&s);
+            let _ = mask_namespaces(&s);
+        }
+    }
+
+    #[test]
     fn decoders() {
         assert_eq!(
             xml_unescape("&#49;0&#x2e;9&#X2E;9.9 &lt;&amp;amp; &#49 &#; &#x110000; &bogus;"),
