@@ -232,6 +232,8 @@ pub enum AuthFailure {
     CleartextRefused,
     /// The address is locked out after repeated failures (not checked).
     Throttled,
+    /// A SETUP past the connection's or the account's session cap.
+    TooManySessions,
 }
 
 impl AuthFailure {
@@ -247,6 +249,7 @@ impl AuthFailure {
             AuthFailure::UriMismatch => "uri_mismatch",
             AuthFailure::CleartextRefused => "cleartext_refused",
             AuthFailure::Throttled => "throttled",
+            AuthFailure::TooManySessions => "too_many_sessions",
         }
     }
 }

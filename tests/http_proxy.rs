@@ -914,3 +914,307 @@ async fn header_allow_lists_both_ways() {
     );
     s.app.stop().await;
 }
+
+/// camgate in front of a [`ScriptedApi`] camera on 127.0.0.3 (whose
+/// answers a test sets), with `extra` in `[http]`. Returns the app, the
+/// camera and the path-based API address.
+async fn scripted_setup(
+    vendor: &str,
+    stream: &str,
+    extra: &str,
+) -> (TestApp, ScriptedApi, SocketAddr) {
+    let cam = ScriptedApi::start(CAM_IP.parse().unwrap(), ApiReply::ok("text/plain", "ok")).await;
+    let config = format!(
+        "{}\n[http]\nlisten = \"127.0.0.1:0\"\n{extra}\n[[device]]\nid = \"cam\"\nvendor = \"{vendor}\"\nhost = \"{CAM_IP}\"\n\
+         rtsp_port = 9\nhttp_port = {}\nusername = \"{}\"\npassword_env = \"CAM_PW\"\npull = \"on-demand\"\n\
+         [device.streams]\nmain = \"{stream}\"\n{LEGACY_RECORDER}",
+        base_config(""),
+        cam.addr.port(),
+        fake_camera::CAM_USER
+    );
+    let app = spawn_app_with_policy(&config, &[("CAM_PW", fake_camera::CAM_PASS)]).await;
+    let api = app.http[0];
+    (app, cam, api)
+}
+
+/// A GetStreamUri answer naming `uri` (written as the camera writes it).
+fn stream_uri_answer(uri: &str) -> String {
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><s:Envelope xmlns:s=\"http://www.w3.org/2003/05/soap-envelope\" xmlns:trt=\"http://www.onvif.org/ver10/media/wsdl\" xmlns:tt=\"http://www.onvif.org/ver10/schema\"><s:Body><trt:GetStreamUriResponse><trt:MediaUri><tt:Uri>{uri}</tt:Uri><tt:InvalidAfterConnect>false</tt:InvalidAfterConnect></trt:MediaUri></trt:GetStreamUriResponse></s:Body></s:Envelope>"
+    )
+}
+
+/// A signed GetStreamUri through camgate: (status, body).
+async fn get_stream_uri(api: SocketAddr) -> (u16, String) {
+    let soap = [("Content-Type", "application/soap+xml; charset=utf-8")];
+    let (st, _, body) = http_body(
+        api,
+        "POST",
+        "/cam/onvif/Media",
+        &soap,
+        &onvif("GetStreamUri", true),
+    )
+    .await;
+    (st, body)
+}
+
+fn upstream_errors(metrics: &str, reason: &str) -> f64 {
+    sample(
+        metrics,
+        &format!("camgate_http_upstream_errors_total{{device=\"cam\",reason=\"{reason}\"}}"),
+    )
+    .unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_uris_are_rewritten_whatever_content_type_the_camera_claims() {
+    let (app, cam, api) = scripted_setup("hikvision", "/Streaming/Channels/101", "").await;
+    let camera_uri = format!(
+        "rtsp://{CAM_IP}:554/Streaming/Channels/101?transportmode=unicast&amp;profile=Profile_1"
+    );
+    let want = format!(
+        "<tt:Uri>rtsp://127.0.0.1:{}/cam/main</tt:Uri>",
+        app.rtsp.port()
+    );
+    let envelope = stream_uri_answer(&camera_uri);
+    let multipart =
+        format!("--b\r\nContent-Type: application/soap+xml\r\n\r\n{envelope}\r\n--b--\r\n");
+    for (ct, body) in [
+        ("application/soap+xml; charset=utf-8", envelope.clone()),
+        ("application/octet-stream", envelope.clone()),
+        ("multipart/mixed; boundary=b", multipart),
+        ("text/plain", envelope.clone()),
+        ("image/jpeg", envelope.clone()),
+        ("", envelope.clone()),
+    ] {
+        cam.set(ApiReply::ok(ct, body));
+        let (st, body) = get_stream_uri(api).await;
+        assert_eq!(st, 200, "{ct}: {body}");
+        assert!(body.contains(&want), "{ct}: {body}");
+        assert!(!body.contains(CAM_IP), "{ct}: {body}");
+    }
+    // ISAPI streaming channels and playback search, as octet-stream.
+    let auth = basic();
+    cam.set(ApiReply::ok(
+        "application/octet-stream",
+        format!("<StreamingChannel><Transport><rtspPortNo>554</rtspPortNo></Transport><url>rtsp://{CAM_IP}/Streaming/Channels/101</url></StreamingChannel>"),
+    ));
+    let (st, _, body) = http(
+        api,
+        "GET",
+        "/cam/ISAPI/Streaming/channels/101",
+        &[("Authorization", &auth)],
+    )
+    .await;
+    assert_eq!(st, 200, "{body}");
+    assert!(
+        body.contains(&format!("rtsp://127.0.0.1:{}/cam/main", app.rtsp.port())),
+        "{body}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_naming_other_hosts_never_reach_the_recorder() {
+    let (app, cam, api) = scripted_setup("hikvision", "/Streaming/Channels/101", "").await;
+    let camgate_rtsp = format!("127.0.0.1:{}", app.rtsp.port());
+    let foreign = [
+        "rtsp://10.9.9.9/Streaming/Channels/101".to_string(),
+        "rtsp://10.9.9.9:554/Streaming/Channels/101?transportmode=unicast".into(),
+        "http://evil.example/onvif/Media".into(),
+        "rtsps://10.9.9.9/x".into(),
+        // Entity- and percent-encoded hosts, and encoded separators.
+        "rtsp://&#49;0.9.9.9/Streaming/Channels/101".into(),
+        "rtsp://&#x31;&#x30;.9.9.9/Streaming/Channels/101".into(),
+        "rtsp:&#47;&#47;10.9.9.9/Streaming/Channels/101".into(),
+        "&#114;tsp://10.9.9.9/Streaming/Channels/101".into(),
+        "rtsp://%31%30.9.9.9/Streaming/Channels/101".into(),
+        "http://%65vil.example/x".into(),
+        // IPv6 literals, the camera's own address among them.
+        "rtsp://[::ffff:10.9.9.9]:554/Streaming/Channels/101".into(),
+        "rtsp://[2001:db8::9]/Streaming/Channels/101".into(),
+        format!("rtsp://[::ffff:{CAM_IP}]/Streaming/Channels/101"),
+        // Userinfo tricks, camgate's own address as the bait.
+        "rtsp://camgate@10.9.9.9/Streaming/Channels/101".into(),
+        format!("rtsp://{camgate_rtsp}@10.9.9.9/Streaming/Channels/101"),
+        format!("rtsp://{camgate_rtsp}&#64;10.9.9.9/Streaming/Channels/101"),
+        format!("http://{camgate_rtsp}\"@evil.example/x"),
+        format!("http://{camgate_rtsp} @evil.example/x"),
+        format!("rtsp://evil.example\\@{CAM_IP}/Streaming/Channels/101"),
+        // Lenient parsers' forms.
+        "http:evil.example/x".into(),
+        "http:\\\\evil.example\\x".into(),
+        "//evil.example/x".into(),
+    ];
+    for content_type in ["application/soap+xml", "application/octet-stream"] {
+        for uri in &foreign {
+            cam.set(ApiReply::ok(content_type, stream_uri_answer(uri)));
+            let (st, body) = get_stream_uri(api).await;
+            assert_eq!(st, 502, "{content_type} {uri}: {body}");
+            assert!(
+                !body.contains("10.9.9.9") && !body.contains("evil") && !body.contains(CAM_IP),
+                "{body}"
+            );
+        }
+    }
+    let metrics = http(app.admin, "GET", "/metrics", &[]).await.2;
+    assert!(
+        upstream_errors(&metrics, "foreign_url") >= 2.0 * (foreign.len() as f64 - 2.0),
+        "{metrics}"
+    );
+
+    // A stream of the camera's that camgate does not serve: refused too,
+    // as octet-stream or not.
+    cam.set(ApiReply::ok(
+        "application/octet-stream",
+        stream_uri_answer(&format!("rtsp://{CAM_IP}/Streaming/Channels/102")),
+    ));
+    assert_eq!(get_stream_uri(api).await.0, 502);
+    // Bodies camgate cannot read as a recorder would: UTF-16 (declared,
+    // or autodetected from NULs), a compressed body, a foreign charset.
+    let utf16: Vec<u8> = stream_uri_answer("rtsp://10.9.9.9/x")
+        .encode_utf16()
+        .flat_map(u16::to_le_bytes)
+        .collect();
+    let declared = stream_uri_answer("rtsp://10.9.9.9/x").replace("UTF-8", "UTF-16");
+    for reply in [
+        ApiReply::ok("application/octet-stream", utf16),
+        ApiReply::ok("application/soap+xml", declared),
+        ApiReply::ok("application/soap+xml", stream_uri_answer("x"))
+            .with_header("Content-Encoding: gzip"),
+        ApiReply::ok(
+            "application/soap+xml; charset=utf-7",
+            stream_uri_answer("+AHI-tsp://10.9.9.9/x"),
+        ),
+    ] {
+        cam.set(reply.clone());
+        let (st, body) = get_stream_uri(api).await;
+        assert_eq!(st, 502, "{reply:?}: {body}");
+    }
+    let metrics = http(app.admin, "GET", "/metrics", &[]).await.2;
+    assert!(
+        upstream_errors(&metrics, "unknown_stream") >= 1.0,
+        "{metrics}"
+    );
+    assert!(
+        upstream_errors(&metrics, "unrewritable") >= 4.0,
+        "{metrics}"
+    );
+
+    // ISAPI playback search answered as octet-stream with a foreign URI.
+    let auth = basic();
+    cam.set(ApiReply::ok(
+        "application/octet-stream",
+        "<CMSearchResult><matchList><searchMatchItem><mediaSegmentDescriptor><playbackURI>rtsp://10.9.9.9/Streaming/tracks/101?starttime=20240101T000000Z</playbackURI></mediaSegmentDescriptor></searchMatchItem></matchList></CMSearchResult>",
+    ));
+    let (st, _, body) = http_body(
+        api,
+        "POST",
+        "/cam/ISAPI/ContentMgmt/search",
+        &[("Authorization", &auth)],
+        "<CMSearchDescription/>",
+    )
+    .await;
+    assert_eq!(st, 502, "{body}");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dahua_answers_naming_rtsp_urls_are_rewritten_or_refused() {
+    let (app, cam, api) = scripted_setup("dahua", "/cam/realmonitor?channel=1&subtype=0", "").await;
+    let auth = basic();
+    let rtsp = format!("rtsp://127.0.0.1:{}/cam/main", app.rtsp.port());
+    let json = [
+        ("Authorization", auth.as_str()),
+        ("Content-Type", "application/json"),
+    ];
+    let rpc = r#"{"method":"magicBox.getSerialNo","params":null,"id":1}"#;
+    // JSON with escaped slashes, named octet-stream: rewritten.
+    cam.set(ApiReply::ok(
+        "application/octet-stream",
+        format!(r#"{{"result":true,"params":{{"url":"rtsp:\/\/{CAM_IP}:554\/cam\/realmonitor?channel=1&subtype=0"}},"id":1}}"#),
+    ));
+    let (st, _, body) = http_body(api, "POST", "/cam/RPC2", &json, rpc).await;
+    assert_eq!(st, 200, "{body}");
+    assert!(body.contains(&rtsp), "{body}");
+    assert!(!body.contains(CAM_IP), "{body}");
+    // Naming another host, JSON-escaped every way: refused.
+    for url in [
+        r"rtsp:\/\/10.9.9.9\/cam\/realmonitor?channel=1&subtype=0",
+        r"\u0072tsp://10.9.9.9/cam/realmonitor",
+        r"rtsp:\u002f\u002f10.9.9.9/cam/realmonitor",
+    ] {
+        cam.set(ApiReply::ok(
+            "application/octet-stream",
+            format!(r#"{{"result":true,"params":{{"url":"{url}"}},"id":1}}"#),
+        ));
+        let (st, _, body) = http_body(api, "POST", "/cam/RPC2", &json, rpc).await;
+        assert_eq!(st, 502, "{url}: {body}");
+    }
+    // A CGI's key=value text, as text/plain and as octet-stream.
+    let path = "/cam/cgi-bin/configManager.cgi?action=getConfig&name=Encode";
+    for ct in ["text/plain", "application/octet-stream"] {
+        cam.set(ApiReply::ok(
+            ct,
+            format!("table.Encode[0].Url=rtsp://{CAM_IP}/cam/realmonitor?channel=1&subtype=0\r\n"),
+        ));
+        let (st, _, body) = http(api, "GET", path, &[("Authorization", &auth)]).await;
+        assert_eq!(st, 200, "{ct}: {body}");
+        assert!(body.contains(&rtsp), "{body}");
+        cam.set(ApiReply::ok(
+            ct,
+            "table.Encode[0].Url=rtsp://10.9.9.9/cam/realmonitor?channel=1&subtype=0\r\n",
+        ));
+        let (st, _, body) = http(api, "GET", path, &[("Authorization", &auth)]).await;
+        assert_eq!(st, 502, "{ct}: {body}");
+    }
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_camera_stalling_mid_binary_answer_closes_the_recorders_connection() {
+    let (app, cam, api) =
+        scripted_setup("hikvision", "/Streaming/Channels/101", "timeout_secs = 2").await;
+    let mut reply = ApiReply::ok("image/jpeg", vec![0xffu8; 100_000]);
+    reply.stall_after = Some(1000);
+    cam.set(reply);
+    let mut s = tokio::net::TcpStream::connect(api).await.unwrap();
+    let req = format!(
+        "GET /cam/ISAPI/Streaming/channels/101/picture HTTP/1.1\r\nHost: {api}\r\nAuthorization: {}\r\n\r\n",
+        basic()
+    );
+    tokio::io::AsyncWriteExt::write_all(&mut s, req.as_bytes())
+        .await
+        .unwrap();
+    let t = std::time::Instant::now();
+    let mut got = Vec::new();
+    let read = tokio::time::timeout(
+        Duration::from_secs(20),
+        tokio::io::AsyncReadExt::read_to_end(&mut s, &mut got),
+    )
+    .await;
+    assert!(read.is_ok(), "the recorder's connection hung");
+    let elapsed = t.elapsed();
+    assert!(
+        elapsed >= Duration::from_millis(1500) && elapsed < Duration::from_secs(10),
+        "{elapsed:?}"
+    );
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.contains("content-length: 100000"), "{text}");
+    assert!(got.len() < 100_000, "a truncated answer taken as whole");
+    let metrics = http(app.admin, "GET", "/metrics", &[]).await.2;
+    assert!(upstream_errors(&metrics, "timeout") >= 1.0, "{metrics}");
+    // A binary answer that completes passes untouched.
+    cam.set(ApiReply::ok("image/jpeg", fake_camera::snapshot().to_vec()));
+    let (st, _, body) = http(
+        api,
+        "GET",
+        "/cam/ISAPI/Streaming/channels/101/picture",
+        &[("Authorization", &basic())],
+    )
+    .await;
+    assert_eq!(st, 200);
+    assert_eq!(body, String::from_utf8_lossy(&fake_camera::snapshot()));
+    app.stop().await;
+}

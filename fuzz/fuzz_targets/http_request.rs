@@ -125,6 +125,9 @@ fuzz_target!(|data: &[u8]| {
 
     let text = String::from_utf8_lossy(body);
     let _ = rewriter().text(&text);
+    // What the proxy runs on every rewritten answer: text checks, rewriting
+    // and the URL audit, on bytes as a camera sends them.
+    let _ = rewriter().answer(body);
     // Chunk boundaries must not change what the streaming rewriter emits.
     let mut whole = StreamReplace::new("192.168.1.64", "10.0.0.1");
     let mut expected = whole.push(body);

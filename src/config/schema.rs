@@ -60,6 +60,11 @@ pub struct RtspSection {
     /// Cap on the GOP cache (latest key frame and what follows) per stream, in
     /// bytes. Default `16777216` (16 MiB).
     pub gop_cache_max_bytes: u64,
+    /// Most sessions one recorder account holds at once, over all its
+    /// connections (a UDP session outlives its connection until TEARDOWN or
+    /// its timeout); a SETUP past it gets 453 Not Enough Bandwidth. One
+    /// connection holds at most 16 whatever this says. Default `64`.
+    pub max_sessions_per_recorder: usize,
 }
 
 impl Default for RtspSection {
@@ -79,6 +84,7 @@ impl Default for RtspSection {
             recorder_queue_bytes: 8 << 20,
             recorder_max_lag_secs: 10,
             gop_cache_max_bytes: 16 << 20,
+            max_sessions_per_recorder: 64,
         }
     }
 }
@@ -194,8 +200,10 @@ pub struct HttpSection {
     /// Largest non-streamed response from a camera (rewritten in memory).
     /// Default `8388608`.
     pub max_response_bytes: usize,
-    /// Timeout to connect to a camera and get its response headers, and to
-    /// read a recorder's request. Default `15`.
+    /// Timeout to connect to a camera and get its response headers, to read
+    /// a buffered (rewritten) answer, and to read a recorder's request; also
+    /// the longest a streamed binary answer may stall between two chunks
+    /// before it fails and the recorder's connection is closed. Default `15`.
     pub timeout_secs: u64,
     /// A long-lived event stream silent this long is closed. Default `120`.
     pub stream_idle_timeout_secs: u64,

@@ -298,6 +298,7 @@ fn connection_limits_default_and_validate() {
     assert_eq!(c.rtsp.unauthenticated_timeout_secs, 10);
     assert_eq!(c.http.max_connections, 1024);
     assert_eq!(c.http.max_unauthenticated(), 256);
+    assert_eq!(c.rtsp.max_sessions_per_recorder, 64);
     assert_eq!(c.admin.max_connections, 256);
     assert_eq!(c.admin.max_connections_per_address, 32);
     assert_eq!(c.dns.tcp_max_connections, 256);
@@ -319,6 +320,7 @@ max_connections = 10
 max_unauthenticated_connections = 11
 max_unauthenticated_per_address = 0
 unauthenticated_timeout_secs = 0
+max_sessions_per_recorder = 0
 [http]
 max_connections = 0
 unauthenticated_timeout_secs = 7200
@@ -345,6 +347,7 @@ forward_write_timeout_secs = 0
         "rtsp.max_unauthenticated_connections",
         "rtsp.max_unauthenticated_per_address",
         "rtsp.unauthenticated_timeout_secs",
+        "rtsp.max_sessions_per_recorder",
         "http.max_connections",
         "http.unauthenticated_timeout_secs",
         "admin.max_connections_per_address",

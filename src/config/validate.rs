@@ -46,6 +46,12 @@ impl Checker<'_> {
         if r.max_connections == 0 {
             self.problem("rtsp.max_connections", "must be at least 1");
         }
+        if !(1..=100_000).contains(&r.max_sessions_per_recorder) {
+            self.problem(
+                "rtsp.max_sessions_per_recorder",
+                "must be between 1 and 100000",
+            );
+        }
         let h = &cfg.http;
         if !(1024..=1 << 20).contains(&h.max_unauthenticated_body_bytes) {
             self.problem(

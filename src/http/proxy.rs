@@ -18,12 +18,13 @@ use http_body_util::{BodyExt, Full, Limited, StreamBody, combinators::BoxBody};
 use hyper::body::{Frame, Incoming};
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Request, Response, StatusCode};
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
+use super::answer::{self, Handling};
 use super::judge;
 use super::normalize::{self, Target};
 use super::policy::{Action, Policy};
-use super::rewrite::{Rewriter, StreamReplace, StreamRoute};
+use super::rewrite::{Refused, Rewriter, StreamReplace, StreamRoute};
 use super::soap;
 use super::upstream::{Upstream, UpstreamBody};
 use crate::auth::{Authenticator, Outcome, Presented};
@@ -33,7 +34,10 @@ use crate::metrics::{AuthFailure, Metrics};
 use crate::ratelimit::LogLimiter;
 
 /// Response bodies: buffered or streamed.
-pub type Body = BoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
+pub type Body = BoxBody<Bytes, BoxError>;
+
+/// A response body's error.
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 fn full(b: impl Into<Bytes>) -> Body {
     Full::new(b.into()).map_err(|never| match never {}).boxed()
@@ -370,7 +374,10 @@ impl Proxy {
                 );
             }
         };
-        self.respond(&api, resp, public).await
+        // What to do with the answer is the endpoint's, not the camera's
+        // Content-Type's, to say.
+        let handling = answer::handling(&target, judged.soap);
+        self.respond(&api, resp, public, handling).await
     }
 
     /// Routes a request to its device: the front's device, or the first
@@ -627,12 +634,14 @@ impl Proxy {
         Box::new(r)
     }
 
-    /// The camera's answer, cleaned and rewritten.
+    /// The camera's answer, cleaned and rewritten (see `answer` for which
+    /// answers are rewritten, and `audit` for what a rewritten one may name).
     async fn respond(
         &self,
         api: &DeviceApi,
         resp: Response<UpstreamBody>,
         public: Public,
+        handling: Handling,
     ) -> Response<Body> {
         let dev = api.device.id.to_string();
         let (parts, body) = resp.into_parts();
@@ -670,7 +679,7 @@ impl Proxy {
             if let Some(l) = loc
                 .to_str()
                 .ok()
-                .and_then(|l| rewriter().text(l).ok())
+                .and_then(|l| rewriter().answer(l.as_bytes()).ok())
                 .and_then(|l| HeaderValue::from_str(&l).ok())
             {
                 out = out.header(header::LOCATION, l);
@@ -683,7 +692,8 @@ impl Proxy {
             .unwrap_or("")
             .to_ascii_lowercase();
         let bytes = self.metrics.http_response_bytes(&dev);
-        if ct.starts_with("multipart/") || ct.contains("event-stream") {
+        let by_type = handling == Handling::ByContentType;
+        if by_type && answer::is_event_stream(&ct) {
             // Long-lived event streams: forwarded as they come, the camera's
             // address replaced on the fly, closed when silent too long.
             let idle = Duration::from_secs(self.cfg.stream_idle_timeout_secs);
@@ -731,25 +741,52 @@ impl Proxy {
                 .body(BodyExt::boxed(StreamBody::new(stream)))
                 .unwrap_or_else(|_| plain(StatusCode::BAD_GATEWAY, "bad response"));
         }
-        let textual =
-            ct.contains("xml") || ct.contains("json") || ct.starts_with("text/") || ct.is_empty();
-        if !textual {
-            // Images and other binary answers pass as they are.
+        if by_type && !answer::is_textual(&ct) {
+            // Images and other binary answers pass as they are, but a camera
+            // that stalls mid-body does not hold the recorder: past
+            // `timeout_secs` without a byte the body fails, which closes the
+            // recorder's connection (a truncated answer is never taken as
+            // whole).
             if let Some(l) = length {
                 out = out.header(header::CONTENT_LENGTH, l);
             }
-            let b = body.map_frame(move |f| {
-                if let Some(d) = f.data_ref() {
-                    bytes.inc_by(d.len() as u64);
+            let idle = Duration::from_secs(self.cfg.timeout_secs);
+            let metrics = self.metrics.clone();
+            let stream = futures::stream::unfold(Some(body), move |body| {
+                let (bytes, metrics, dev) = (bytes.clone(), metrics.clone(), dev.clone());
+                async move {
+                    let mut body = body?;
+                    match tokio::time::timeout(idle, body.frame()).await {
+                        Ok(Some(Ok(frame))) => {
+                            if let Some(d) = frame.data_ref() {
+                                bytes.inc_by(d.len() as u64);
+                            }
+                            Some((Ok(frame), Some(body)))
+                        }
+                        Ok(Some(Err(e))) => Some((Err(Box::new(e) as BoxError), None)),
+                        Ok(None) => None,
+                        Err(_) => {
+                            metrics.http_upstream_error(&dev, "timeout");
+                            static STALL: LogLimiter = LogLimiter::new(10);
+                            if let Some(suppressed) = STALL.allow() {
+                                info!(device = %dev, idle_secs = idle.as_secs(), suppressed,
+                                    "camera stalled mid-answer: closing the recorder's connection");
+                            }
+                            let e = std::io::Error::new(
+                                std::io::ErrorKind::TimedOut,
+                                "the camera stalled mid-answer",
+                            );
+                            Some((Err(Box::new(e) as BoxError), None))
+                        }
+                    }
                 }
-                f
             });
             return out
-                .body(
-                    b.map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
-                        .boxed(),
-                )
+                .body(BodyExt::boxed(StreamBody::new(stream)))
                 .unwrap_or_else(|_| plain(StatusCode::BAD_GATEWAY, "bad response"));
+        }
+        if let Err(why) = answer::check_headers(&parts.headers) {
+            return self.refuse(&dev, &Refused::Unrewritable(why));
         }
         let limit = self.cfg.max_response_bytes;
         let collected = tokio::time::timeout(
@@ -767,22 +804,27 @@ impl Proxy {
                 );
             }
         };
-        let text = String::from_utf8_lossy(&data);
-        match rewriter().text(&text) {
+        match rewriter().answer(&data) {
             Ok(t) => {
                 bytes.inc_by(t.len() as u64);
                 out.body(full(t))
                     .unwrap_or_else(|_| plain(StatusCode::BAD_GATEWAY, "bad response"))
             }
-            Err(unknown) => {
-                self.metrics.http_upstream_error(&dev, "unknown_stream");
-                debug!(device = %dev, path = %unknown.0, "camera named a stream that is not configured");
-                plain(
-                    StatusCode::BAD_GATEWAY,
-                    "the camera answered with a stream camgate does not serve (add it to [device.streams])",
-                )
-            }
+            Err(refused) => self.refuse(&dev, &refused),
         }
+    }
+
+    /// Refuses a camera's answer: counted, logged (rate-limited, what the
+    /// camera wrote escaped and bounded), and a 502 that repeats nothing
+    /// of it.
+    fn refuse(&self, dev: &str, refused: &Refused) -> Response<Body> {
+        self.metrics.http_upstream_error(dev, refused.reason());
+        static REFUSED: LogLimiter = LogLimiter::new(10);
+        if let Some(suppressed) = REFUSED.allow() {
+            info!(device = %dev, reason = refused.reason(), detail = ?refused, suppressed,
+                "camera answer refused");
+        }
+        plain(StatusCode::BAD_GATEWAY, refused.message())
     }
 }
 

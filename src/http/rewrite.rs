@@ -3,10 +3,16 @@
 //! addresses, ISAPI/CGI URLs) is rewritten to the device's camgate address,
 //! and any other occurrence of the camera's IP is replaced too. An RTSP URI
 //! whose path matches no configured stream is refused, not passed on.
+//!
+//! [`Rewriter::answer`] is what the proxy uses: the body checked as text
+//! (`audit::text`), rewritten, then checked to name no host but camgate
+//! (`audit::urls`); any failure refuses the whole answer.
 
 use std::net::IpAddr;
 
 use regex::Regex;
+
+use super::audit;
 
 /// A configured stream as the camera names it, and where camgate serves it.
 #[derive(Debug, Clone)]
@@ -59,6 +65,37 @@ fn parse_query(q: &str) -> Vec<(String, String)> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnknownStream(pub String);
 
+/// Why a camera's answer is refused rather than passed on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refused {
+    /// An RTSP URI naming the camera at a path that is no configured stream.
+    UnknownStream(String),
+    /// A URL naming a host other than camgate (as found, bounded).
+    ForeignUrl(String),
+    /// Not text camgate can rewrite (what is wrong with it).
+    Unrewritable(&'static str),
+}
+
+impl Refused {
+    /// The `camgate_http_upstream_errors_total` reason.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Refused::UnknownStream(_) => "unknown_stream",
+            Refused::ForeignUrl(_) => "foreign_url",
+            Refused::Unrewritable(_) => "unrewritable",
+        }
+    }
+
+    /// What the recorder is told (nothing the camera wrote).
+    pub fn message(&self) -> String {
+        match self {
+            Refused::UnknownStream(_) => "the camera answered with a stream camgate does not serve (add it to [device.streams])".into(),
+            Refused::ForeignUrl(_) => "the camera's answer names a host other than camgate".into(),
+            Refused::Unrewritable(why) => format!("the camera's answer cannot be rewritten: {why}"),
+        }
+    }
+}
+
 /// Rewrites one device's camera addresses.
 #[derive(Debug, Clone)]
 pub struct Rewriter {
@@ -69,6 +106,15 @@ pub struct Rewriter {
     public_host: String,
     streams: Vec<StreamRoute>,
     url: Regex,
+    /// The authorities (`host[:port]`) of every URL camgate writes: the
+    /// only ones a rewritten answer may name.
+    camgate: Vec<String>,
+}
+
+/// A URL's authority: after `://`, up to the first `/`, `?` or `#`.
+fn authority(url: &str) -> Option<&str> {
+    let rest = url.split_once("://")?.1;
+    Some(rest.split(['/', '?', '#']).next().unwrap_or(rest))
 }
 
 impl Rewriter {
@@ -82,16 +128,36 @@ impl Rewriter {
             IpAddr::V4(a) => a.to_string(),
             IpAddr::V6(a) => format!("[{a}]"),
         };
-        // scheme://host[:port] then the rest up to a delimiter of XML, JSON or text.
-        let url = Regex::new(r#"(?i)\b(https?|rtsps?)://([^/\s"'<>]+)([^\s"'<>]*)"#)
+        // scheme://host[:port] (slashes also JSON-escaped, `:\/\/`) then
+        // the rest up to a delimiter of XML, JSON or text. The authority
+        // stops at a backslash: `rtsp://evil\@camera/` names no camera.
+        let url = Regex::new(r#"(?i)\b(https?|rtsps?):(?:\\?/){2}([^/\\\s"'<>]+)([^\s"'<>]*)"#)
             .expect("constant regex should compile");
+        let http_base = http_base.trim_end_matches('/').to_string();
+        let mut camgate: Vec<String> = std::iter::once(http_base.as_str())
+            .chain(streams.iter().map(|s| s.camgate_url.as_str()))
+            .filter_map(authority)
+            .map(str::to_string)
+            .collect();
+        camgate.sort();
+        camgate.dedup();
         Rewriter {
             camera_ip: ip,
-            http_base: http_base.trim_end_matches('/').to_string(),
+            http_base,
             public_host,
             streams,
             url,
+            camgate,
         }
+    }
+
+    /// A camera's answer as the recorder gets it: read as text, rewritten,
+    /// and checked to name no host but camgate.
+    pub fn answer(&self, body: &[u8]) -> Result<String, Refused> {
+        let text = audit::text(body).map_err(|e| Refused::Unrewritable(e.0))?;
+        let out = self.text(text).map_err(|u| Refused::UnknownStream(u.0))?;
+        audit::urls(&out, &self.camgate).map_err(|f| Refused::ForeignUrl(f.0))?;
+        Ok(out)
     }
 
     fn is_camera(&self, authority: &str) -> bool {
@@ -122,7 +188,7 @@ impl Rewriter {
             let rest = c.get(3).map_or("", |m| m.as_str());
             out.push_str(&body[last..all.start()]);
             if scheme.as_str().to_ascii_lowercase().starts_with("rtsp") {
-                let unescaped = rest.replace("&amp;", "&");
+                let unescaped = rest.replace("&amp;", "&").replace("\\/", "/");
                 let (path, query) = unescaped.split_once('?').unwrap_or((&unescaped, ""));
                 let route = self
                     .streams
@@ -132,6 +198,11 @@ impl Rewriter {
                 out.push_str(&route.camgate_url.replace('&', "&amp;"));
             } else {
                 out.push_str(&self.http_base);
+                if rest.is_empty() {
+                    // The authority ends here, whatever follows: a recorder's
+                    // parser must not read on into it (`"@evil`).
+                    out.push('/');
+                }
                 out.push_str(rest);
             }
             last = all.end();
@@ -277,6 +348,45 @@ mod tests {
             rw().text("rtsp://10.20.0.11/Streaming/Channels/102")
                 .is_err()
         );
+    }
+
+    #[test]
+    fn answers_name_only_camgate() {
+        let r = rw();
+        // Camera URLs, XML- or JSON-escaped, become camgate's.
+        let ok = r
+            .answer(br#"{"u":"rtsp:\/\/10.20.0.11:554\/Streaming\/Channels\/101","w":"http:\/\/10.20.0.11\/x","v":"http://10.20.0.11"}"#)
+            .unwrap();
+        assert_eq!(
+            ok,
+            r#"{"u":"rtsp://10.30.0.1:8554/gate-cam-01/main","w":"http://10.30.0.1:8080/gate-cam-01\/x","v":"http://10.30.0.1:8080/gate-cam-01/"}"#
+        );
+        // Whatever else a URL names is refused, however it is spelled
+        // (as naming another host, or an unknown stream of the camera's).
+        for body in [
+            "<tt:Uri>http://192.0.2.9/elsewhere</tt:Uri>",
+            "<tt:Uri>rtsp://evil\\@10.20.0.11/Streaming/Channels/101</tt:Uri>",
+            "<tt:Uri>rtsp://10.20.0.11\\@evil/Streaming/Channels/101</tt:Uri>",
+            "<tt:Uri>rtsp://10.20.0.11:554#@evil/Streaming/Channels/101</tt:Uri>",
+            "<tt:Uri>rtsp://&#49;0.20.0.11/Streaming/Channels/101</tt:Uri>",
+            "<tt:Uri>rtsp://[::ffff:10.20.0.11]/Streaming/Channels/101</tt:Uri>",
+            "<a>ftp://10.20.0.11.evil/</a>",
+        ] {
+            assert!(r.answer(body.as_bytes()).is_err(), "{body}");
+        }
+        // The authority ends where camgate's does, whatever followed.
+        assert_eq!(
+            r.answer(b"<a>http://10.20.0.11\"@evil/x</a>").unwrap(),
+            "<a>http://10.30.0.1:8080/gate-cam-01/\"@evil/x</a>"
+        );
+        assert!(matches!(
+            r.answer(b"<tt:Uri>rtsp://10.20.0.11/Streaming/Channels/102</tt:Uri>"),
+            Err(Refused::UnknownStream(_))
+        ));
+        assert!(matches!(
+            r.answer(b"<\0a\0>\0"),
+            Err(Refused::Unrewritable(_))
+        ));
     }
 
     #[test]

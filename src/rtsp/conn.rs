@@ -1,6 +1,12 @@
 //! One recorder connection: reads requests (and interleaved RTCP), checks
 //! credentials and permissions, drives sessions, and hands responses and
 //! media to the connection's writer.
+//!
+//! A SETUP creates a session only once everything it names is checked, and
+//! within the caps (16 per connection, `[rtsp] max_sessions_per_recorder`
+//! per account); a PLAY starts media only through the session's play
+//! ticket (`session`), so TEARDOWN, PAUSE and the timeout stop exactly
+//! the PLAY they follow, from whichever connection they come.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,7 +24,7 @@ use tracing::{debug, info};
 use super::request::{self, Parsed, Request};
 use super::response::{Response, Status};
 use super::server::Server;
-use super::session::{Playing, Session, TrackTransport};
+use super::session::{Playing, Session, StartPlay, TrackTransport};
 use super::transport::{self, Requested};
 use super::writer::{self, ChannelMap, TcpPlay, WriterMsg};
 use super::{sdp, udp};
@@ -33,6 +39,9 @@ use crate::rtp::framed_packets;
 
 /// A partial request must complete within this (slow-loris guard).
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most sessions one connection holds (sessions of its recorder account
+/// count against `[rtsp] max_sessions_per_recorder` too).
+pub const MAX_SESSIONS_PER_CONNECTION: usize = 16;
 /// Methods camgate answers, for `Public` and `Allow`.
 const METHODS: &str =
     "OPTIONS, DESCRIBE, SETUP, PLAY, PAUSE, TEARDOWN, GET_PARAMETER, SET_PARAMETER";
@@ -235,6 +244,9 @@ impl Conn {
 
     /// Handles one request. Returns false to close the connection.
     async fn handle(&mut self, req: Request) -> bool {
+        // Sessions ended elsewhere (TEARDOWN from another connection, the
+        // timeout) are let go: they no longer count, nor keep a camera.
+        self.sessions.retain(|s| !s.is_ended());
         let Some(cseq) = req.cseq().map(str::to_string) else {
             return self.send(Response::new(Status::BadRequest), None).await;
         };
@@ -480,6 +492,10 @@ impl Conn {
         ))
     }
 
+    /// SETUP: everything is checked (stream, permission, transport, track)
+    /// before a session is created, so a refused SETUP leaves nothing
+    /// behind; a new session counts against the connection's and the
+    /// account's caps.
     async fn setup(&mut self, req: &Request, rec: &Arc<Recorder>) -> Reply {
         let Resolved {
             device,
@@ -493,102 +509,66 @@ impl Conn {
         };
         let requested = transport::choose(th, self.server.udp.is_some())
             .map_err(|_| Response::new(Status::UnsupportedTransport))?;
-        let session = match req.session_id() {
+        let existing = match req.session_id() {
             Some(_) => {
                 let s = self.session_of(req, rec)?;
                 if s.device != device.config.id || s.stream != stream.name {
                     return Err(Response::new(Status::AggregateOperationNotAllowed));
                 }
-                if s.with_state(|st| st.playing.is_some()) {
-                    return Err(Response::new(Status::MethodNotValidInThisState));
-                }
-                s
+                Some(s)
             }
+            None => None,
+        };
+        let info = match &existing {
+            Some(s) => s.info.clone(),
             None => {
                 let hub = stream.hub.clone();
                 let _demand = hub.demand();
                 let wait = Duration::from_secs(self.server.cfg.describe_timeout_secs);
-                let info = hub
-                    .wait_info(wait)
+                hub.wait_info(wait)
                     .await
-                    .ok_or_else(|| Response::new(Status::ServiceUnavailable))?;
-                let s = Arc::new(Session::new(
-                    rec.clone(),
-                    device.config.id.clone(),
-                    stream.name.clone(),
-                    hub,
-                    stream.metrics.clone(),
-                    info,
-                    base,
-                    self.id,
-                    self.peer,
-                ));
-                self.server.sessions.insert(s.clone());
-                self.sessions.push(s.clone());
-                s
+                    .ok_or_else(|| Response::new(Status::ServiceUnavailable))?
             }
         };
-        if track >= session.info.tracks.len() {
+        if track >= info.tracks.len() {
             return Err(Response::new(Status::NotFound));
         }
-        let (tt, transport_reply) = match requested {
-            Requested::Tcp { channels } => {
-                if self.sessions.iter().any(|s| {
-                    s.id != session.id
-                        && !s.is_udp()
-                        && s.with_state(|st| st.tracks.iter().any(Option::is_some))
-                }) {
-                    // One interleaved session per connection.
-                    return Err(Response::new(Status::MethodNotValidInThisState));
-                }
-                let (rtp, rtcp) = channels.unwrap_or(((2 * track) as u8, (2 * track + 1) as u8));
-                let clash = session.with_state(|st| {
-                    st.tracks.iter().enumerate().any(|(i, t)| {
-                        i != track
-                            && matches!(t, Some(TrackTransport::Tcp { rtp: a, rtcp: b })
-                                if [*a, *b].iter().any(|c| *c == rtp || *c == rtcp))
-                    })
-                });
-                if clash || rtp == rtcp {
-                    return Err(Response::new(Status::UnsupportedTransport));
-                }
-                (
-                    TrackTransport::Tcp { rtp, rtcp },
-                    format!("RTP/AVP/TCP;unicast;interleaved={rtp}-{rtcp}"),
-                )
-            }
-            Requested::Udp {
-                client_ports: (crtp, crtcp),
-            } => {
-                let Some(udp) = &self.server.udp else {
-                    return Err(Response::new(Status::UnsupportedTransport));
-                };
-                let (srtp, srtcp) = udp.ports();
-                let ip = self.peer.ip();
-                (
-                    TrackTransport::Udp {
-                        rtp: SocketAddr::new(ip, crtp),
-                        rtcp: SocketAddr::new(ip, crtcp),
-                    },
-                    format!(
-                        "RTP/AVP;unicast;client_port={crtp}-{crtcp};server_port={srtp}-{srtcp}"
-                    ),
-                )
-            }
+        let (tt, transport_reply) =
+            self.track_transport(requested, track, existing.as_ref().map(|s| s.id.as_str()))?;
+        let session = match existing {
+            Some(s) => s,
+            None => self.new_session(rec, &device, &stream, info, base)?,
         };
-        let mixed = session.with_state(|st| {
-            st.tracks.iter().enumerate().any(|(i, t)| {
-                i != track
-                    && t.is_some_and(|t| {
+        // Checked and set under the session's lock: another connection of
+        // the recorder may be setting up or playing the same session.
+        session.with_state(|st| {
+            if st.is_ended() {
+                return Err(Response::new(Status::SessionNotFound));
+            }
+            if st.playing.is_some() {
+                return Err(Response::new(Status::MethodNotValidInThisState));
+            }
+            let others = st.tracks.iter().enumerate().filter(|(i, _)| *i != track);
+            for (_, t) in others {
+                let clash = match (t, tt) {
+                    (
+                        Some(TrackTransport::Tcp { rtp: a, rtcp: b }),
+                        TrackTransport::Tcp { rtp, rtcp },
+                    ) => [*a, *b].iter().any(|c| *c == rtp || *c == rtcp),
+                    // One session, one transport.
+                    (Some(t), tt) => {
                         matches!(t, TrackTransport::Udp { .. })
                             != matches!(tt, TrackTransport::Udp { .. })
-                    })
-            })
-        });
-        if mixed {
-            return Err(Response::new(Status::UnsupportedTransport));
-        }
-        session.with_state(|st| st.tracks[track] = Some(tt));
+                    }
+                    (None, _) => false,
+                };
+                if clash {
+                    return Err(Response::new(Status::UnsupportedTransport));
+                }
+            }
+            st.tracks[track] = Some(tt);
+            Ok(())
+        })?;
         if let (TrackTransport::Udp { rtp, rtcp }, Some(udp)) = (tt, &self.server.udp) {
             udp.register([rtp, rtcp], &session);
         }
@@ -601,6 +581,106 @@ impl Conn {
                 .header("Session", self.session_header(&session)),
             None,
         ))
+    }
+
+    /// The transport a SETUP asks for, checked against this connection
+    /// (`session`: the session it sets up, if it exists already).
+    fn track_transport(
+        &self,
+        requested: Requested,
+        track: usize,
+        session: Option<&str>,
+    ) -> Result<(TrackTransport, String), Response> {
+        match requested {
+            Requested::Tcp { channels } => {
+                if self.sessions.iter().any(|s| {
+                    Some(s.id.as_str()) != session
+                        && !s.is_ended()
+                        && !s.is_udp()
+                        && s.with_state(|st| st.tracks.iter().any(Option::is_some))
+                }) {
+                    // One interleaved session per connection.
+                    return Err(Response::new(Status::MethodNotValidInThisState));
+                }
+                let (rtp, rtcp) = channels.unwrap_or(((2 * track) as u8, (2 * track + 1) as u8));
+                if rtp == rtcp {
+                    return Err(Response::new(Status::UnsupportedTransport));
+                }
+                Ok((
+                    TrackTransport::Tcp { rtp, rtcp },
+                    format!("RTP/AVP/TCP;unicast;interleaved={rtp}-{rtcp}"),
+                ))
+            }
+            Requested::Udp {
+                client_ports: (crtp, crtcp),
+            } => {
+                let Some(udp) = &self.server.udp else {
+                    return Err(Response::new(Status::UnsupportedTransport));
+                };
+                let (srtp, srtcp) = udp.ports();
+                let ip = self.peer.ip();
+                Ok((
+                    TrackTransport::Udp {
+                        rtp: SocketAddr::new(ip, crtp),
+                        rtcp: SocketAddr::new(ip, crtcp),
+                    },
+                    format!(
+                        "RTP/AVP;unicast;client_port={crtp}-{crtcp};server_port={srtp}-{srtcp}"
+                    ),
+                ))
+            }
+        }
+    }
+
+    /// Creates and registers a session for a SETUP already checked, within
+    /// the connection's cap ([`MAX_SESSIONS_PER_CONNECTION`]) and the
+    /// account's (`[rtsp] max_sessions_per_recorder`); past either: 453.
+    fn new_session(
+        &mut self,
+        rec: &Arc<Recorder>,
+        device: &DeviceEntry,
+        stream: &StreamEntry,
+        info: Arc<crate::media::StreamInfo>,
+        base: String,
+    ) -> Result<Arc<Session>, Response> {
+        // Sessions that ended elsewhere (timeout, TEARDOWN from another
+        // connection) no longer count, nor hold their camera.
+        self.sessions.retain(|s| !s.is_ended());
+        let cap = self.server.cfg.max_sessions_per_recorder;
+        let full = |what: &'static str| {
+            self.server
+                .metrics
+                .auth_failure("rtsp", AuthFailure::TooManySessions);
+            static FULL: LogLimiter = LogLimiter::new(10);
+            if let Some(suppressed) = FULL.allow() {
+                info!(recorder = %rec.name, peer = %self.peer, cap = what, suppressed,
+                    "SETUP refused: session cap reached");
+            }
+            Response::new(Status::NotEnoughBandwidth)
+        };
+        if self.sessions.len() >= MAX_SESSIONS_PER_CONNECTION {
+            return Err(full("connection"));
+        }
+        if self.server.sessions.count_for(&rec.name) >= cap {
+            return Err(full("recorder"));
+        }
+        let s = Arc::new(Session::new(
+            rec.clone(),
+            device.config.id.clone(),
+            stream.name.clone(),
+            stream.hub.clone(),
+            stream.metrics.clone(),
+            info,
+            base,
+            self.id,
+            self.peer,
+        ));
+        // The count again, with the insert, under the table's lock.
+        if self.server.sessions.insert_capped(s.clone(), cap).is_err() {
+            return Err(full("recorder"));
+        }
+        self.sessions.push(s.clone());
+        Ok(s)
     }
 
     fn session_header(&self, s: &Session) -> String {
@@ -645,19 +725,29 @@ impl Conn {
             // Interleaved media can only flow on the connection that set it up.
             return Err(Response::new(Status::MethodNotValidInThisState));
         }
+        let udp = match (is_tcp, &self.server.udp) {
+            (true, _) => None,
+            (false, Some(u)) => Some(u.clone()),
+            (false, None) => return Err(Response::new(Status::UnsupportedTransport)),
+        };
+        let stop = CancellationToken::new();
+        let playing = if is_tcp {
+            Playing::Tcp(self.tx.clone())
+        } else {
+            Playing::Udp(stop.clone())
+        };
+        // From here the PLAY is numbered: a TEARDOWN racing it from another
+        // connection either came first (nothing starts) or stops this one.
+        let ticket = match s.start_play(playing) {
+            StartPlay::Started(t) => t,
+            StartPlay::AlreadyPlaying => return Ok((base, None)),
+            StartPlay::Ended => return Err(Response::new(Status::SessionNotFound)),
+        };
         let subscriber = s.hub.subscribe();
         let recorder_metrics = s
             .metrics
             .session(&rec.name, if is_tcp { "tcp" } else { "udp" });
         let rtp_info = rtp_info(&s, &tracks, &subscriber);
-        let stop = CancellationToken::new();
-        s.with_state(|st| {
-            st.playing = Some(if is_tcp {
-                Playing::Tcp(self.tx.clone())
-            } else {
-                Playing::Udp(stop.clone())
-            })
-        });
         info!(recorder = %rec.name, device = %s.device, stream = %s.stream, session = %s.id,
             transport = if is_tcp { "tcp" } else { "udp" }, "PLAY");
         let resp = if rtp_info.is_empty() {
@@ -677,6 +767,7 @@ impl Conn {
             );
             let play = TcpPlay {
                 session_id: s.id.clone(),
+                ticket,
                 subscriber,
                 channels,
                 label: rec.name.to_string(),
@@ -684,7 +775,9 @@ impl Conn {
             };
             return Ok((resp, Some(WriterMsg::Play(Box::new(play)))));
         }
-        let Some(udp) = self.server.udp.clone() else {
+        let Some(udp) = udp else {
+            // Unreachable: `udp` is set for every non-TCP PLAY above.
+            s.finish_play(&ticket);
             return Err(Response::new(Status::UnsupportedTransport));
         };
         let dest = tracks
@@ -704,6 +797,7 @@ impl Conn {
             subscriber,
             dest,
             stop,
+            ticket,
             started,
             metrics: recorder_metrics,
         };

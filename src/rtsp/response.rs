@@ -11,6 +11,9 @@ pub enum Status {
     Forbidden,
     NotFound,
     MethodNotAllowed,
+    /// RFC 2326 §11.3.5: refused for lack of resources; camgate's answer
+    /// to a SETUP past a session cap.
+    NotEnoughBandwidth,
     SessionNotFound,
     MethodNotValidInThisState,
     AggregateOperationNotAllowed,
@@ -28,6 +31,7 @@ impl Status {
             Status::Forbidden => 403,
             Status::NotFound => 404,
             Status::MethodNotAllowed => 405,
+            Status::NotEnoughBandwidth => 453,
             Status::SessionNotFound => 454,
             Status::MethodNotValidInThisState => 455,
             Status::AggregateOperationNotAllowed => 459,
@@ -45,6 +49,7 @@ impl Status {
             Status::Forbidden => "Forbidden",
             Status::NotFound => "Not Found",
             Status::MethodNotAllowed => "Method Not Allowed",
+            Status::NotEnoughBandwidth => "Not Enough Bandwidth",
             Status::SessionNotFound => "Session Not Found",
             Status::MethodNotValidInThisState => "Method Not Valid in This State",
             Status::AggregateOperationNotAllowed => "Aggregate Operation Not Allowed",

@@ -15,7 +15,7 @@ use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
-use super::session::Session;
+use super::session::{PlayTicket, Session};
 use crate::media::hub::{Subscriber, SubscriberEnd};
 use crate::metrics::RecorderMetrics;
 use crate::rtp::framed_packets;
@@ -260,13 +260,20 @@ pub struct UdpPlay {
     /// Per track: the recorder's (RTP, RTCP) addresses, if set up.
     pub dest: Vec<Option<(SocketAddr, SocketAddr)>>,
     pub stop: CancellationToken,
+    /// The PLAY this task sends for: once the session stops or ends, the
+    /// task sends nothing more and returns.
+    pub ticket: PlayTicket,
     /// Fires once the PLAY response is written.
     pub started: tokio::sync::oneshot::Receiver<()>,
     pub metrics: RecorderMetrics,
 }
 
-/// Sends a session's media over UDP until stopped or the stream ends;
-/// `on_end` runs when the stream ends or the recorder is dropped as too slow.
+/// Sends a session's media over UDP until its PLAY is stopped (PAUSE,
+/// TEARDOWN, the session's timeout or removal: `stop` fires and the
+/// ticket goes stale; the ticket is checked before every send, so no
+/// datagram leaves once the stop has returned but one already in the
+/// kernel's hands) or the stream ends; `on_end` runs when the stream ends
+/// or the recorder is dropped as too slow while this PLAY is current.
 pub async fn play(p: UdpPlay, on_end: impl FnOnce()) {
     let UdpPlay {
         udp,
@@ -274,23 +281,34 @@ pub async fn play(p: UdpPlay, on_end: impl FnOnce()) {
         mut subscriber,
         dest,
         stop,
+        ticket,
         started,
         metrics,
     } = p;
     // Media must not precede the PLAY response (RFC 2326 §10.5): wait until
-    // the writer has sent it.
+    // the writer has sent it. Never written (the connection went): this
+    // PLAY is over, and the session must not look as if it played.
     tokio::select! {
         _ = stop.cancelled() => return,
-        r = started => if r.is_err() { return },
+        r = started => if r.is_err() {
+            session.finish_play(&ticket);
+            return;
+        },
     }
     let mut batch = Vec::new();
     let mut pacer = Pacer::new();
     loop {
+        if !ticket.is_current() {
+            return;
+        }
         let r = tokio::select! {
             _ = stop.cancelled() => return,
             r = subscriber.next_batch(&mut batch, BATCH_BYTES) => r,
         };
         if let Err(end) = r {
+            if !ticket.is_current() {
+                return;
+            }
             info!(session = %session.id, recorder = %session.recorder.name, ?end, "ending UDP session");
             if end == SubscriberEnd::TooSlow {
                 metrics.dropped_too_slow(subscriber.backlog_frames());
@@ -304,9 +322,10 @@ pub async fn play(p: UdpPlay, on_end: impl FnOnce()) {
             debug!(session = %session.id, dropped, "UDP recorder skipped to the latest key frame");
         }
         let mut packets: Vec<(&[u8], SocketAddr)> = Vec::with_capacity(64);
+        let mut rtcp: Vec<(&[u8], SocketAddr)> = Vec::new();
         for node in &batch {
             let Some(f) = node.frame() else { continue };
-            let Some(Some((rtp, rtcp))) = dest.get(usize::from(f.track)) else {
+            let Some(Some((rtp, rtcp_to))) = dest.get(usize::from(f.track)) else {
                 continue;
             };
             for p in framed_packets(&f.data) {
@@ -314,18 +333,28 @@ pub async fn play(p: UdpPlay, on_end: impl FnOnce()) {
                     packets.push((p.packet, *rtp));
                 } else {
                     // RTCP: a few per track every 5 s.
-                    let _ = udp.rtcp.send_to(p.packet, *rtcp).await;
+                    rtcp.push((p.packet, *rtcp_to));
                 }
             }
         }
         for chunk in packets.chunks(MMSG_CHUNK) {
             pacer.take(chunk.iter().map(|(p, _)| p.len()).sum()).await;
+            // Checked after the pacing wait, right before the send.
+            if !ticket.is_current() {
+                return;
+            }
             // Errors (e.g. a full buffer that stays full) are not fatal: the
             // session ends by timeout if the recorder is really gone.
             let _ = send_all(&udp.rtp, chunk).await;
             metrics.sent(chunk.iter().map(|(p, _)| p.len() as u64).sum());
         }
-        drop(packets);
+        for (p, to) in rtcp.drain(..) {
+            if !ticket.is_current() {
+                return;
+            }
+            let _ = udp.rtcp.send_to(p, to).await;
+        }
+        drop((packets, rtcp));
         batch.clear();
     }
 }

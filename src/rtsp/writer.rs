@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
+use super::session::PlayTicket;
 use crate::media::hub::{FrameKind, Node, Subscriber, SubscriberEnd};
 use crate::metrics::RecorderMetrics;
 use crate::rtp::framed_packets;
@@ -48,6 +49,9 @@ impl ChannelMap {
 /// A TCP-interleaved session starting to play on this connection.
 pub struct TcpPlay {
     pub session_id: String,
+    /// The PLAY's claim to send: once the session stops or ends, no batch
+    /// more is written, whatever messages are still queued.
+    pub ticket: PlayTicket,
     pub subscriber: Subscriber,
     pub channels: ChannelMap,
     pub label: String,
@@ -60,8 +64,10 @@ pub enum WriterMsg {
     Play(Box<TcpPlay>),
     /// Signal once everything queued before it has been written.
     Written(tokio::sync::oneshot::Sender<()>),
-    /// Stop this session's media (PAUSE, TEARDOWN, removal).
-    Stop(String),
+    /// Stop this session's media (PAUSE, TEARDOWN, removal): the session
+    /// id and the generation of the PLAY to stop (a later PLAY's media is
+    /// not stopped by an earlier stop delivered late).
+    Stop(String, u64),
     /// Write nothing more and close.
     Close,
 }
@@ -116,8 +122,11 @@ pub async fn run(
             Event::Msg(Some(WriterMsg::Written(done))) => {
                 let _ = done.send(());
             }
-            Event::Msg(Some(WriterMsg::Stop(id))) => {
-                if play.as_ref().is_some_and(|p| p.session_id == id) {
+            Event::Msg(Some(WriterMsg::Stop(id, generation))) => {
+                if play
+                    .as_ref()
+                    .is_some_and(|p| p.session_id == id && p.ticket.generation() == generation)
+                {
                     play = None;
                 }
             }
@@ -132,6 +141,13 @@ pub async fn run(
             }
             Event::Batch(Ok(())) => {
                 let Some(p) = play.as_mut() else { continue };
+                if !p.ticket.is_current() {
+                    // Stopped (its message may still be queued): not one
+                    // batch more.
+                    play = None;
+                    batch.clear();
+                    continue;
+                }
                 let dropped = p.subscriber.take_dropped();
                 if dropped > 0 {
                     p.metrics.dropped_queue_full(dropped);

@@ -665,3 +665,141 @@ pub fn sample(text: &str, series: &str) -> Option<f64> {
         .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
         .and_then(|l| l.rsplit(' ').next()?.parse().ok())
 }
+
+/// What a [`ScriptedApi`] answers: a status line and headers (without the
+/// blank line), the body, and optionally how many body bytes it sends
+/// before it stalls (keeping the connection open, sending nothing more).
+#[derive(Debug, Clone)]
+pub struct ApiReply {
+    pub head: String,
+    pub body: Vec<u8>,
+    pub stall_after: Option<usize>,
+}
+
+impl ApiReply {
+    /// `200 OK` with this `Content-Type` (none when empty) and a
+    /// `Content-Length` for the whole body.
+    pub fn ok(content_type: &str, body: impl Into<Vec<u8>>) -> ApiReply {
+        let body = body.into();
+        let ct = if content_type.is_empty() {
+            String::new()
+        } else {
+            format!("Content-Type: {content_type}\r\n")
+        };
+        ApiReply {
+            head: format!(
+                "HTTP/1.1 200 OK\r\n{ct}Content-Length: {}\r\nServer: App-webs/\r\n",
+                body.len()
+            ),
+            body,
+            stall_after: None,
+        }
+    }
+
+    /// The same with one more header line (`Name: value`).
+    pub fn with_header(mut self, line: &str) -> ApiReply {
+        self.head.push_str(line);
+        self.head.push_str("\r\n");
+        self
+    }
+}
+
+/// A camera HTTP API answering every request, whatever it asks, with the
+/// reply a test set last, byte for byte: any headers, any body, a stall
+/// mid-body. No authentication. Records each request's head and body.
+pub struct ScriptedApi {
+    pub addr: SocketAddr,
+    reply: std::sync::Arc<std::sync::Mutex<ApiReply>>,
+    pub seen: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for ScriptedApi {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl ScriptedApi {
+    /// Serves on `ip:0`, answering `reply` until [`ScriptedApi::set`].
+    pub async fn start(ip: std::net::IpAddr, reply: ApiReply) -> ScriptedApi {
+        let listener = tokio::net::TcpListener::bind((ip, 0)).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let reply = std::sync::Arc::new(std::sync::Mutex::new(reply));
+        let seen: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+        let (r, s) = (reply.clone(), seen.clone());
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(Self::serve(stream, r.clone(), s.clone()));
+            }
+        });
+        ScriptedApi {
+            addr,
+            reply,
+            seen,
+            task,
+        }
+    }
+
+    /// Answers `reply` from now on.
+    pub fn set(&self, reply: ApiReply) {
+        *self.reply.lock().unwrap() = reply;
+    }
+
+    /// The requests seen so far (head and body as text).
+    pub fn requests(&self) -> Vec<String> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    async fn serve(
+        mut s: TcpStream,
+        reply: std::sync::Arc<std::sync::Mutex<ApiReply>>,
+        seen: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    ) {
+        let mut buf = Vec::new();
+        loop {
+            // One request: its head, then a Content-Length body.
+            let head_end = loop {
+                if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                    break i + 4;
+                }
+                let mut chunk = [0u8; 4096];
+                match tokio::time::timeout(Duration::from_secs(30), s.read(&mut chunk)).await {
+                    Ok(Ok(n)) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+                    _ => return,
+                }
+            };
+            let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+            let len: usize = head
+                .lines()
+                .find_map(|l| {
+                    l.split_once(':')
+                        .filter(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))
+                        .and_then(|(_, v)| v.trim().parse().ok())
+                })
+                .unwrap_or(0);
+            while buf.len() < head_end + len {
+                let mut chunk = [0u8; 4096];
+                match tokio::time::timeout(Duration::from_secs(30), s.read(&mut chunk)).await {
+                    Ok(Ok(n)) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+                    _ => return,
+                }
+            }
+            let body = String::from_utf8_lossy(&buf[head_end..head_end + len]).into_owned();
+            buf.drain(..head_end + len);
+            seen.lock().unwrap().push(format!("{head}{body}"));
+            let r = reply.lock().unwrap().clone();
+            let mut out = format!("{}\r\n", r.head).into_bytes();
+            let sent = r.stall_after.unwrap_or(r.body.len()).min(r.body.len());
+            out.extend_from_slice(&r.body[..sent]);
+            if s.write_all(&out).await.is_err() {
+                return;
+            }
+            if r.stall_after.is_some() {
+                // Stalled: the connection stays open, silent, a while.
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                return;
+            }
+        }
+    }
+}

@@ -364,7 +364,7 @@ async fn serve(s: TcpStream, addr: SocketAddr, opts: Options) {
                 let ts = (i as u32).wrapping_mul(3600);
                 let out = if opts.churn_sps {
                     let mut sps = sps.clone();
-                    sps[3] = if i % 2 == 0 { 0x1e } else { 0x1f };
+                    sps[3] = if i.is_multiple_of(2) { 0x1e } else { 0x1f };
                     packetize_quirky(&sps, &pps, nals, true, ts, &mut seq)
                 } else {
                     packetize_quirky(&sps, &pps, nals, *key, ts, &mut seq)
