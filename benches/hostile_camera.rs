@@ -305,6 +305,8 @@ async fn serve(
 
 struct Row {
     variant: Variant,
+    /// `[camera] memory_limit_bytes`, if set.
+    limit_mib: Option<u64>,
     secs: f64,
     sent_mib: f64,
     before: f64,
@@ -315,11 +317,12 @@ struct Row {
     capped: bool,
 }
 
-fn start_camgate(camera: SocketAddr) -> Proc {
+fn start_camgate(camera: SocketAddr, limit_mib: Option<u64>) -> Proc {
     let dir = tempfile::tempdir().expect("temp dir");
+    let limit = limit_mib.map_or(0, |m| m << 20);
     let config = format!(
         "[rtsp]\nlisten = \"127.0.0.1:0\"\nudp = false\n[admin]\nlisten = \"127.0.0.1:0\"\n\
-         [inspect]\nfingerprint = false\n\
+         [inspect]\nfingerprint = false\n[camera]\nmemory_limit_bytes = {limit}\n\
          [[recorder]]\nname = \"nvr\"\nusername = \"nvr\"\npassword = \"x\"\ndevices = [\"*\"]\n\
          [[device]]\nid = \"cam\"\nhost = \"127.0.0.1\"\nrtsp_port = {}\n[device.streams]\nmain = \"/live\"\n",
         camera.port()
@@ -361,10 +364,10 @@ fn start_camgate(camera: SocketAddr) -> Proc {
     }
 }
 
-fn run(variant: Variant, secs: u64, rt: &tokio::runtime::Runtime) -> Row {
+fn run(variant: Variant, limit_mib: Option<u64>, secs: u64, rt: &tokio::runtime::Runtime) -> Row {
     let stop = Arc::new(AtomicBool::new(false));
     let cam = rt.block_on(start_camera(variant, stop.clone()));
-    let mut gate = start_camgate(cam.addr);
+    let mut gate = start_camgate(cam.addr, limit_mib);
     let pid = gate.pid();
     let before = sys::rss_mib(pid);
     let t = Instant::now();
@@ -385,6 +388,7 @@ fn run(variant: Variant, secs: u64, rt: &tokio::runtime::Runtime) -> Row {
     let alive = matches!(gate.child.try_wait(), Ok(None));
     Row {
         variant,
+        limit_mib,
         secs,
         sent_mib: cam.sent.load(Ordering::Relaxed) as f64 / (1 << 20) as f64,
         before,
@@ -403,20 +407,25 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
+    // Each variant with the automatic memory limit (half this machine's
+    // memory: far above the cap here) and with a 256 MiB one.
     let rows: Vec<Row> = [Variant::FuA, Variant::SameTs, Variant::Sei]
         .into_iter()
-        .map(|v| run(v, o.secs, &rt))
+        .flat_map(|v| [(v, None), (v, Some(256))])
+        .map(|(v, limit)| run(v, limit, o.secs, &rt))
         .collect();
     let mut md = String::new();
     let _ = writeln!(
         md,
-        "| variant | seconds | sent (MiB) | camgate RSS before / peak / 2 s after (MiB) | camera sessions | camgate alive |\n|---|---|---|---|---|---|"
+        "| variant | memory limit | seconds | sent (MiB) | camgate RSS before / peak / 2 s after (MiB) | camera sessions | camgate alive |\n|---|---|---|---|---|---|---|"
     );
     for r in &rows {
         let _ = writeln!(
             md,
-            "| `{}` | {:.1} | {:.0} | {:.0} / {:.0}{} / {:.0} | {} | {} |",
+            "| `{}` | {} | {:.1} | {:.0} | {:.0} / {:.0}{} / {:.0} | {} | {} |",
             r.variant.name(),
+            r.limit_mib
+                .map_or_else(|| "automatic".to_string(), |m| format!("{m} MiB")),
             r.secs,
             r.sent_mib,
             r.before,
@@ -450,6 +459,9 @@ fn main() {
              `sei` SEI units the same way; an RTCP sender report every second. A run stops at {RSS_CAP_MIB} MiB \
              of camgate RSS (\"cap reached\"). \"2 s after\" is after the camera stopped; \"camera sessions\" \
              counts camgate's PLAYs (the flooded session, then its reconnect once the camera stopped). \
+             \"automatic\" runs with the default `[camera] memory_limit_bytes` (half this machine's memory, \
+             above the cap); \"256 MiB\" sets it, so the memory guard ends the session once camgate is over \
+             256 MiB and no video came for 2 s (every session counted is a reconnect). \
              What it means: `docs/security.md`, section 3.3.\n\n{md}",
             path.display(),
             o.secs
