@@ -286,23 +286,7 @@ async fn a_camera_whose_video_stops_is_reconnected_though_rtcp_goes_on() {
         camera_device(cam.addr.port(), "")
     );
     let app = spawn_app(&config, &[]).await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(25);
-    while cam.connections.load(Ordering::SeqCst) < 2 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no reconnect though the camera sent no video for 20 s"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let metrics = http(app.admin, "GET", "/metrics", &[]).await.2;
-    assert!(
-        sample(
-            &metrics,
-            "camgate_stream_reconnects_total{device=\"cam\",stream=\"main\",reason=\"timeout\"}"
-        )
-        .is_some_and(|v| v >= 1.0),
-        "{metrics}"
-    );
+    await_reconnects(&app, "cam", "timeout", 1.0, Duration::from_secs(25)).await;
     app.stop().await;
 }
 
@@ -325,23 +309,7 @@ async fn rtcp_bye_ends_the_camera_session() {
         camera_device(cam.addr.port(), "")
     );
     let app = spawn_app(&config, &[]).await;
-    let started = std::time::Instant::now();
-    while cam.connections.load(Ordering::SeqCst) < 2 {
-        assert!(
-            started.elapsed() < Duration::from_secs(4),
-            "no reconnect within 4 s of a BYE"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let metrics = http(app.admin, "GET", "/metrics", &[]).await.2;
-    assert!(
-        sample(
-            &metrics,
-            "camgate_stream_reconnects_total{device=\"cam\",stream=\"main\",reason=\"closed\"}"
-        )
-        .is_some_and(|v| v >= 1.0),
-        "{metrics}"
-    );
+    await_reconnects(&app, "cam", "closed", 1.0, Duration::from_secs(4)).await;
     app.stop().await;
 }
 
@@ -361,20 +329,7 @@ async fn parameter_set_churn_ends_the_session() {
         camera_device(cam.addr.port(), "")
     );
     let app = spawn_app(&config, &[]).await;
-    let started = std::time::Instant::now();
-    let series =
-        "camgate_stream_reconnects_total{device=\"cam\",stream=\"main\",reason=\"protocol\"}";
-    loop {
-        let metrics = http(app.admin, "GET", "/metrics", &[]).await.2;
-        if sample(&metrics, series).is_some_and(|v| v >= 1.0) {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(15),
-            "not ended for parameter churn:\n{metrics}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    await_reconnects(&app, "cam", "protocol", 1.0, Duration::from_secs(15)).await;
     app.stop().await;
 }
 

@@ -58,22 +58,11 @@ async fn a_never_ending_access_unit_is_shed_by_memory_and_others_play_on() {
         ok && stderr.trim().is_empty(),
         "the honest camera's recorder: {stderr}"
     );
-    let metrics = http(app.admin, "GET", "/metrics", &[]).await.2;
-    let shed = sample(
-        &metrics,
-        "camgate_stream_reconnects_total{device=\"bad\",stream=\"main\",reason=\"memory\"}",
-    )
-    .unwrap_or(0.0);
-    assert!(
-        shed >= 2.0,
-        "the hostile session was shed {shed} times:\n{metrics}"
-    );
-    assert!(
-        sample(
-            &metrics,
-            "camgate_stream_reconnects_total{device=\"good\",stream=\"main\",reason=\"memory\"}"
-        )
-        .is_none(),
+    let shed = reconnects(&app, "bad", "memory").await;
+    assert!(shed >= 2.0, "the hostile session was shed {shed} times");
+    assert_eq!(
+        reconnects(&app, "good", "memory").await,
+        0.0,
         "the honest camera delivers video: never shed"
     );
     // The bound: the limit (or where the process stood, if above it) plus
@@ -123,12 +112,7 @@ async fn an_endless_describe_answer_is_shed_by_memory() {
         peak = peak.max(camgate::source::memory::rss_bytes().unwrap());
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let metrics = http(app.admin, "GET", "/metrics", &[]).await.2;
-    let shed = sample(
-        &metrics,
-        "camgate_stream_reconnects_total{device=\"bad\",stream=\"main\",reason=\"memory\"}",
-    )
-    .unwrap_or(0.0);
+    let shed = reconnects(&app, "bad", "memory").await;
     let bound = baseline.max(LIMIT) + RATE * 22 / 10 * 2 + (64 << 20);
     eprintln!(
         "baseline {} MiB, peak {} MiB, bound {} MiB, shed {shed} times",
@@ -136,10 +120,7 @@ async fn an_endless_describe_answer_is_shed_by_memory() {
         peak >> 20,
         bound >> 20
     );
-    assert!(
-        shed >= 2.0,
-        "the hostile session was shed {shed} times:\n{metrics}"
-    );
+    assert!(shed >= 2.0, "the hostile session was shed {shed} times");
     assert!(
         peak <= bound,
         "peak RSS {} MiB over {} MiB",

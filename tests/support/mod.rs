@@ -803,3 +803,32 @@ impl ScriptedApi {
         }
     }
 }
+
+/// `camgate_stream_reconnects_total` of a device's `main` stream for one
+/// `reason` (0 when the series does not exist).
+pub async fn reconnects(app: &TestApp, device: &str, reason: &str) -> f64 {
+    let metrics = http(app.admin, "GET", "/metrics", &[]).await.2;
+    sample(
+        &metrics,
+        &format!(
+            "camgate_stream_reconnects_total{{device=\"{device}\",stream=\"main\",reason=\"{reason}\"}}"
+        ),
+    )
+    .unwrap_or(0.0)
+}
+
+/// Waits until [`reconnects`] reaches `n`, failing after `within`.
+pub async fn await_reconnects(app: &TestApp, device: &str, reason: &str, n: f64, within: Duration) {
+    let started = std::time::Instant::now();
+    loop {
+        let seen = reconnects(app, device, reason).await;
+        if seen >= n {
+            return;
+        }
+        assert!(
+            started.elapsed() < within,
+            "{device}: {seen} reconnects for reason {reason} after {within:?}, wanted {n}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
