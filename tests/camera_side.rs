@@ -427,3 +427,36 @@ async fn a_hostile_sdp_cannot_flood_or_forge_the_log() {
         "{warned} left-out track warnings:\n{text}"
     );
 }
+
+/// Amplification: access units holding only a delimiter (17 bytes on the
+/// wire), which a depacketizer may call key frames, must never become
+/// parameter sets plus a "frame" for every recorder. For H.264, retina
+/// 0.4.21 itself refuses an access unit without a slice (the session ends
+/// as a protocol error); camgate's own check (`inspect::access`, unit-tested
+/// for H.265 in `media::publisher::key_frames_come_from_nal_types_not_the_source_claim`)
+/// stands behind it. Either way no recorder gets anything for them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delimiter_only_access_units_are_not_relayed() {
+    let cam = ScriptedCamera::start_with(Options {
+        aud_only_after: Some(30),
+        ..Options::default()
+    })
+    .await;
+    let config = format!(
+        "{}\n{}",
+        base_config(""),
+        camera_device(cam.addr.port(), "")
+    );
+    let app = spawn_app(&config, &[]).await;
+    let session = retina_play(&app.bare_url("cam/main"), NVR_USER, NVR_PASS, false)
+        .await
+        .unwrap();
+    // The camera sends 30 frames, then delimiters only at 25 a second.
+    let seen = retina_frames(session, Duration::from_secs(4), 1000).await;
+    assert!(
+        (1..=30).contains(&seen.video_frames),
+        "{} video frames relayed (the camera sent 30 pictures): {seen:?}",
+        seen.video_frames
+    );
+    app.stop().await;
+}

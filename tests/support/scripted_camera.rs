@@ -62,6 +62,10 @@ pub struct Options {
     /// Answer DESCRIBE with a 10 GB body, streamed at this many bytes a
     /// second (a hostile camera keeping the client's parser reading).
     pub endless_describe: Option<u64>,
+    /// After this many frames, send only access units holding a lone
+    /// access unit delimiter (17-byte packets, marker set), one per frame
+    /// time: what a depacketizer might call key frames.
+    pub aud_only_after: Option<usize>,
 }
 
 impl Default for Options {
@@ -76,6 +80,7 @@ impl Default for Options {
             churn_sps: false,
             sdp_extra: "",
             endless_describe: None,
+            aud_only_after: None,
         }
     }
 }
@@ -327,6 +332,14 @@ async fn serve(s: TcpStream, addr: SocketAddr, opts: Options) {
                         payload.resize(1400, 0x5a);
                         packet(&mut out, &mut seq, ts, false, &payload, false, 0);
                     }
+                    if wr.write_all(&out).await.is_err() { break }
+                    i += 1;
+                    continue;
+                }
+                if opts.aud_only_after.is_some_and(|n| i >= n) {
+                    let mut out = BytesMut::new();
+                    let ts = (i as u32).wrapping_mul(3600);
+                    packet(&mut out, &mut seq, ts, true, &[0x09, 0xf0], false, 0);
                     if wr.write_all(&out).await.is_err() { break }
                     i += 1;
                     continue;
