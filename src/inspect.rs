@@ -1,6 +1,7 @@
 //! Inspection of what camgate relays and of the cameras themselves: codec
 //! facts from the bitstream (never from what a camera claims in its SDP),
-//! sanitizing before packetizing, change detection, and fingerprinting.
+//! the camera's parameter sets checked and cleaned, sanitizing before
+//! packetizing, change detection, and fingerprinting.
 
 pub mod access;
 pub mod bits;
@@ -8,5 +9,6 @@ pub mod facts;
 pub mod fingerprint;
 pub mod identity;
 pub mod monitor;
+pub mod params;
 pub mod probe;
 pub mod sanitize;

@@ -452,7 +452,7 @@ impl Metrics {
         let stripped_bytes = Family::<StripLabels, Counter>::default();
         r.register(
             "inspect_stripped_bytes",
-            "Bytes removed from camera frames before re-emitting: sei_user_data, reserved_nal, malformed_sei",
+            "Bytes removed from camera frames before re-emitting, by kind: sei_user_data, disallowed_sei, filler, reserved_nal, disallowed_nal, oversized, malformed_sei",
             Declared(stripped_bytes.clone()),
         );
         let inspect_events = Family::<InspectEventLabels, Counter>::default();
@@ -763,7 +763,7 @@ pub struct StreamMetrics {
     dropped: AtomicU64,
     pub gop_frames: Gauge,
     /// By [`crate::inspect::sanitize::StripKind::index`].
-    pub stripped: [Counter; 3],
+    pub stripped: [Counter; crate::inspect::sanitize::StripKind::COUNT],
     /// By [`crate::inspect::monitor::Event::index`].
     pub events: [Counter; 8],
     /// The current `stream_info` series (replaced when the codec changes).

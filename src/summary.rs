@@ -133,10 +133,10 @@ pub fn render(c: &Config) -> String {
             passes.push("ONVIF metadata");
         }
         if !d.sanitize.sei_user_data {
-            passes.push("SEI user data");
+            passes.push("SEI outside the allow-list");
         }
         if !d.sanitize.reserved_nals {
-            passes.push("reserved NAL units");
+            passes.push("NAL units outside the allow-list");
         }
         let passes = if passes.is_empty() {
             String::new()

@@ -1,8 +1,9 @@
-//! Inspection end to end: SEI user data (x264's settings) never leaves
-//! camgate and the stream still decodes; a resolution change mid-stream is
-//! an event while recorders keep playing; fingerprinting through camgate's
-//! own probes flags a vendor mismatch; `camgate inventory` in each format,
-//! from a running camgate and from its own probes.
+//! Inspection end to end: SEI user data (x264's settings) and filler never
+//! leave camgate, HRD timing does, and the stream still decodes; a
+//! resolution change mid-stream is an event while recorders keep playing;
+//! fingerprinting through camgate's own probes flags a vendor mismatch;
+//! `camgate inventory` in each format, from a running camgate and from its
+//! own probes.
 
 mod support;
 
@@ -115,6 +116,57 @@ async fn sei_user_data_is_stripped_and_the_stream_still_decodes() {
         relayed.contains("User Data Unregistered"),
         "passed when configured"
     );
+    assert!(app.stop().await);
+}
+
+/// A constant-bit-rate x264 stream pads with filler NAL units (type 12)
+/// and carries HRD timing SEI: the filler goes (counted), the timing stays,
+/// and the stream still decodes.
+#[tokio::test]
+async fn filler_is_stripped_and_hrd_timing_kept() {
+    require("ffmpeg");
+    let dir = tempfile::tempdir().unwrap();
+    let st = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i"])
+        .arg("testsrc2=size=320x180:rate=25")
+        .args(["-t", "2", "-c:v", "libx264", "-preset", "ultrafast"])
+        .args([
+            "-b:v", "2M", "-minrate", "2M", "-maxrate", "2M", "-bufsize", "1M",
+        ])
+        .args(["-x264-params", "nal-hrd=cbr:filler=1"])
+        .args(["-g", "25", "-bf", "0", "-pix_fmt", "yuv420p", "-f", "h264"])
+        .arg(dir.path().join("cbr.h264"))
+        .status()
+        .unwrap();
+    assert!(st.success(), "ffmpeg could not make the CBR clip");
+    let input = trace_file(&dir.path().join("cbr.h264"));
+    for what in ["Filler Data", "Buffering Period", "Picture Timing"] {
+        assert!(input.contains(what), "the source clip carries {what}");
+    }
+    let cfg = format!(
+        "{}\n[[device]]\nid = \"cam\"\nsimulated = true\nclip = \"cbr.h264\"\n[device.streams]\nmain = \"/x\"\n",
+        base_config("")
+    );
+    let app = spawn_app_in(dir, &cfg, &[]).await;
+    let url = app.url("cam/main");
+    let relayed = trace_headers(&url, 4).await;
+    assert!(
+        relayed.contains("Picture Timing") && relayed.contains("Buffering Period"),
+        "HRD timing SEI kept: {relayed}"
+    );
+    assert!(
+        !relayed.contains("Filler Data") && !relayed.contains("User Data Unregistered"),
+        "no filler or user data leaves camgate"
+    );
+    let (ok, err) = ffmpeg_decode(&url, "tcp", 3).await;
+    assert!(ok && err.trim().is_empty(), "decodes cleanly: {err}");
+    let m = scrape(&app).await;
+    let filler = sample(
+        &m,
+        "camgate_inspect_stripped_bytes_total{device=\"cam\",stream=\"main\",kind=\"filler\"}",
+    )
+    .unwrap();
+    assert!(filler > 0.0, "filler bytes counted");
     assert!(app.stop().await);
 }
 

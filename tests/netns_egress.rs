@@ -21,7 +21,9 @@
 //! `camera_networks`, 10.99.0.5 outside it) and speaks IPv6 (fd20::11):
 //! before the ruleset, camgate routes all of them to the internet; with it,
 //! with the camera side given as `camera_networks` and then as
-//! `camera_interface`, none reaches anything. Needs root; skips with a
+//! `camera_interface`, none reaches anything. A second, smaller lab (a
+//! gateway and a camera network) shows camgate's own packets toward the
+//! camera side reach inventoried cameras only. Needs root; skips with a
 //! message only where the kernel refuses namespaces or nftables.
 
 mod support;
@@ -201,13 +203,19 @@ fn nothing_escaped(escapes: &[serde_json::Value], sink: &Arc<Mutex<Vec<String>>>
 
 /// Creates the namespaces, or says why the kernel refused.
 fn lab() -> Result<Lab, String> {
-    let tag = format!("cg{}", std::process::id() % 100_000);
+    lab_of("", &["cam", "gw", "rec", "net"])
+}
+
+/// Namespaces for `roles`, named after the process and `prefix` (tests run
+/// at once in one process, each with its own prefix).
+fn lab_of(prefix: &str, roles: &[&str]) -> Result<Lab, String> {
+    let tag = format!("cg{}{prefix}", std::process::id() % 100_000);
     let mut lab = Lab {
         ns: Vec::new(),
         procs: Vec::new(),
         dir: tempfile::tempdir().map_err(|e| e.to_string())?,
     };
-    for role in ["cam", "gw", "rec", "net"] {
+    for role in roles {
         let n = format!("{tag}{role}");
         let _ = Command::new("ip").args(["netns", "del", &n]).output();
         run(&["ip", "netns", "add", &n])?;
@@ -629,6 +637,13 @@ main = "/demo/main"
             "nothing counted by {rule:?}:\n{table}"
         );
     }
+    // Everything camgate itself sent toward the camera side (RTSP, DNS
+    // answers, trap resets) went to the inventoried camera.
+    assert_eq!(
+        named_counter(&lab, "gw", "own_packets_to_uninventoried"),
+        0,
+        "{table}"
+    );
 
     // The same with the camera side given as the interface.
     let by_interface = lab.dir.path().join("by-interface.toml");
@@ -659,6 +674,11 @@ main = "/demo/main"
             "nothing counted by {rule:?}:\n{table}"
         );
     }
+    assert_eq!(
+        named_counter(&lab, "gw", "own_packets_to_uninventoried"),
+        0,
+        "{table}"
+    );
     // The inventoried camera keeps its way to the sinkhole, hard-coded
     // resolver or not, and camgate keeps pulling it.
     for server in ["10.20.0.1", "203.0.113.53"] {
@@ -685,6 +705,226 @@ main = "/demo/main"
     );
     let leaked = sink.lock().unwrap()[seen..].to_vec();
     assert!(leaked.is_empty(), "reached the internet: {leaked:?}");
+}
+
+/// The packets counted by a named counter of table `inet camgate`.
+fn named_counter(lab: &Lab, role: &str, name: &str) -> u64 {
+    let text = lab.exec(role, &["nft", "list", "counter", "inet", "camgate", name]);
+    text.split_whitespace()
+        .skip_while(|w| *w != "packets")
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no packets in {text}"))
+}
+
+/// camgate's own packets toward the camera side reach inventoried cameras
+/// only (chains `output` and `to_cameras`): pulling a camera with
+/// `rtsp_transport = "udp"`, retina sends hole-punching datagrams wherever
+/// the camera's SETUP answer points, and this keeps them from every other
+/// camera-side host. From the gateway namespace, a datagram to an address
+/// of the camera network that is not inventoried fails (EPERM) and is
+/// counted, while the inventoried cameras (IPv4 and IPv6, neighbour
+/// discovery included) get theirs; camgate's own addresses and loopback
+/// are untouched, and so are addresses outside the camera networks unless
+/// the side is given as the interface.
+#[test]
+fn camgate_sends_only_to_inventoried_cameras() {
+    support::require("ip");
+    let mut lab = match lab_of("o", &["cam", "gw"]) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("SKIPPED: network namespaces unavailable here ({e}); run as root");
+            return;
+        }
+    };
+    support::require("nft");
+    support::require("python3");
+    let (cam, gw) = (lab.name("cam"), lab.name("gw"));
+    run(&[
+        "ip", "link", "add", "o0", "netns", &cam, "type", "veth", "peer", "name", "go", "netns",
+        &gw,
+    ])
+    .unwrap();
+    for (role, cmds) in [
+        (
+            "cam",
+            vec![
+                "ip addr add 10.20.0.11/24 dev o0",
+                "ip addr add 10.20.0.77/24 dev o0",
+                "ip addr add 192.0.2.9/32 dev o0",
+                "ip -6 addr add fd20::11/64 dev o0 nodad",
+                "ip -6 addr add fd20::77/64 dev o0 nodad",
+                "ip link set o0 up",
+            ],
+        ),
+        (
+            "gw",
+            vec![
+                "ip addr add 10.20.0.1/24 dev go",
+                "ip -6 addr add fd20::1/64 dev go nodad",
+                // A gateway: it solicits no router.
+                "sysctl -qw net.ipv6.conf.all.forwarding=1",
+                "ip link set go up",
+                "ip route add 192.0.2.9/32 dev go",
+            ],
+        ),
+    ] {
+        lab.exec(role, &["ip", "link", "set", "lo", "up"]);
+        for c in cmds {
+            let args: Vec<&str> = c.split(' ').collect();
+            lab.exec(role, &args);
+        }
+    }
+    let t = Instant::now();
+    while ["cam", "gw"].iter().any(|role| {
+        !lab.exec(role, &["ip", "-6", "addr", "show", "tentative"])
+            .is_empty()
+    }) {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "IPv6 addresses stay tentative"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Inventoried: .11 and fd20::11. On the camera network but not
+    // inventoried: .77 and fd20::77. Outside the camera networks: 192.0.2.9.
+    let far = lab.spawn(
+        "cam",
+        &[
+            "python3",
+            TOOL,
+            "listen-udp",
+            "10.20.0.11@5004",
+            "10.20.0.77@5004",
+            "192.0.2.9@5004",
+            "fd20::11@5004",
+            "fd20::77@5004",
+        ],
+        false,
+    );
+    let near = lab.spawn(
+        "gw",
+        &[
+            "python3",
+            TOOL,
+            "listen-udp",
+            "10.20.0.1@5004",
+            "127.0.0.1@5004",
+        ],
+        false,
+    );
+    wait_for(&far, "ready", 10);
+    wait_for(&near, "ready", 10);
+    let all = [
+        "10.20.0.11",
+        "10.20.0.77",
+        "192.0.2.9",
+        "fd20::11",
+        "fd20::77",
+        "10.20.0.1",
+        "127.0.0.1",
+    ];
+    // Sends a datagram to each of `all` from camgate's namespace: which
+    // arrived, and what each send said.
+    let send = |lab: &Lab| -> (Vec<String>, Vec<serde_json::Value>) {
+        let (f0, n0) = (far.lock().unwrap().len(), near.lock().unwrap().len());
+        let targets: Vec<String> = all.iter().map(|a| format!("{a}@5004")).collect();
+        let mut args = vec!["python3", TOOL, "send-udp"];
+        args.extend(targets.iter().map(String::as_str));
+        let sent: Vec<serde_json::Value> = lab
+            .exec("gw", &args)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        std::thread::sleep(Duration::from_millis(700));
+        let mut got: Vec<String> = far.lock().unwrap()[f0..]
+            .iter()
+            .chain(&near.lock().unwrap()[n0..])
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                v["dst"].as_str().unwrap().to_string()
+            })
+            .collect();
+        got.sort();
+        (got, sent)
+    };
+    let sorted = |v: &[&str]| {
+        let mut v: Vec<String> = v.iter().map(|s| s.to_string()).collect();
+        v.sort();
+        v
+    };
+    // Without the ruleset everything arrives.
+    let (got, sent) = send(&lab);
+    assert_eq!(got, sorted(&all), "{sent:?}");
+
+    let config = lab.dir.path().join("camgate.toml");
+    let networks = "[rtsp]\nlisten = \"127.0.0.1:8554\"\n\
+        [egress]\ncamera_networks = [\"10.20.0.0/24\", \"fd20::/64\"]\n\
+        [[device]]\nid = \"cam\"\nhost = \"10.20.0.11\"\nrtsp_transport = \"udp\"\n[device.streams]\nmain = \"/a\"\n\
+        [[device]]\nid = \"cam6\"\nhost = \"fd20::11\"\nrtsp_transport = \"udp\"\n[device.streams]\nmain = \"/a\"\n";
+    let interface = networks.replace(
+        "camera_networks = [\"10.20.0.0/24\", \"fd20::/64\"]",
+        "camera_interface = \"go\"",
+    );
+    for (side, text, refused) in [
+        (
+            "networks",
+            networks.to_string(),
+            &["10.20.0.77", "fd20::77"][..],
+        ),
+        (
+            "interface",
+            interface,
+            &["10.20.0.77", "fd20::77", "192.0.2.9"][..],
+        ),
+    ] {
+        std::fs::write(&config, text).unwrap();
+        let rules = run(&[BIN, "nft", "--config", config.to_str().unwrap()]).unwrap();
+        let file = lab.dir.path().join("camgate.nft");
+        std::fs::write(&file, &rules).unwrap();
+        if let Err(e) = run(&[
+            "ip",
+            "netns",
+            "exec",
+            &gw,
+            "nft",
+            "-f",
+            file.to_str().unwrap(),
+        ]) {
+            if e.contains("Operation not supported") || e.contains("Protocol not supported") {
+                eprintln!("SKIPPED: this kernel refuses nftables: {e}");
+                return;
+            }
+            panic!("the rendered ruleset does not apply: {e}\n{rules}");
+        }
+        let before = named_counter(&lab, "gw", "own_packets_to_uninventoried");
+        let (got, sent) = send(&lab);
+        let want: Vec<&str> = all
+            .iter()
+            .copied()
+            .filter(|a| !refused.contains(a))
+            .collect();
+        assert_eq!(got, sorted(&want), "{side}: {sent:?}\n{rules}");
+        for s in &sent {
+            let to = s["to"].as_str().unwrap();
+            let result = s["result"].as_str().unwrap();
+            if refused.contains(&to) {
+                assert!(
+                    result.contains("Operation not permitted"),
+                    "{side}: {to}: {result}"
+                );
+            } else {
+                assert_eq!(result, "sent", "{side}: {to}");
+            }
+        }
+        let counted = named_counter(&lab, "gw", "own_packets_to_uninventoried") - before;
+        assert_eq!(
+            counted,
+            refused.len() as u64,
+            "{side}: {}",
+            lab.exec("gw", &["nft", "list", "table", "inet", "camgate"])
+        );
+    }
 }
 
 /// Every shape the ruleset takes (interface, networks of either family or

@@ -1,9 +1,12 @@
 //! Camera video: Annex B access units (first byte picks H.264 or H.265)
 //! through the sanitizer, the SPS parsers and the packetizers, as the
-//! publisher runs them on every frame a camera sends.
+//! publisher runs them on every frame a camera sends; the first units also
+//! as the camera's parameter sets, through their check.
 #![no_main]
 
+use camgate::inspect::params;
 use camgate::inspect::sanitize::{self, Policy, Syntax};
+use camgate::media::VideoCodec;
 use camgate::rtp::{self, TrackSender};
 use libfuzzer_sys::fuzz_target;
 
@@ -37,6 +40,27 @@ fuzz_target!(|data: &[u8]| {
                 let _ = camgate::inspect::facts::h265(n);
             }
         }
+    }
+    // The first units as a codec's parameter sets: what passes is clean
+    // for good (a second check changes nothing).
+    let unit = |i: usize| nals.get(i).map_or_else(Vec::new, |n| n.to_vec()).into();
+    let codec = match syntax {
+        Syntax::H264 => VideoCodec::H264 {
+            sps: unit(0),
+            pps: unit(1),
+        },
+        Syntax::H265 => VideoCodec::H265 {
+            vps: unit(0),
+            sps: unit(1),
+            pps: unit(2),
+        },
+    };
+    if let Ok(c) = params::clean(&codec) {
+        let again = params::clean(&c.codec).expect("a cleaned codec stays clean");
+        assert_eq!(
+            again.codec, c.codec,
+            "second check changed the parameter sets"
+        );
     }
     let mut sender = TrackSender::new(96, 0, 1400);
     let len: usize = units.iter().map(|u| u.len()).sum();

@@ -559,10 +559,14 @@ pub struct DeviceEntry {
     /// ONVIF metadata tracks (events, analytics) from the camera: `strip |
     /// pass`. Default `strip`.
     pub metadata: Option<String>,
-    /// SEI user-data messages (payload types 4 and 5: vendor and encoder
-    /// private data) in the video: `strip | pass`. Default `strip`.
+    /// SEI messages outside the sanitizer's allow-list in the video (user
+    /// data, payload types 4 and 5, where vendors and encoders put private
+    /// data, first among them; `inspect::sanitize`): `strip | pass`.
+    /// Default `strip`.
     pub sei_user_data: Option<String>,
-    /// NAL units of reserved or unspecified types: `strip | pass`. Default `strip`.
+    /// NAL units outside the sanitizer's allow-list (reserved and
+    /// unspecified types, filler, extension layers, end of sequence...) and
+    /// in-band parameter sets over their caps: `strip | pass`. Default `strip`.
     pub reserved_nals: Option<String>,
     /// `YYYY-MM-DD`.
     pub removal_deadline: Option<String>,

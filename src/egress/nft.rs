@@ -10,7 +10,11 @@
 //! Every other host on the camera side (a camera that changed its address,
 //! one speaking IPv6, anything plugged in) reaches nothing, camgate
 //! included, IPv6 neighbour discovery excepted; nothing is routed to the
-//! camera side. Each drop has a counter (`nft list table inet camgate`).
+//! camera side. camgate's own packets toward the camera side go only to
+//! inventoried cameras (chain `output`): retina, pulling a camera over UDP,
+//! sends RTP hole-punching datagrams wherever the camera's SETUP answer
+//! points them (`source=`, `server_port`), and no other camera-side host is
+//! to get them. Each drop has a counter (`nft list table inet camgate`).
 //!
 //! The camera side is what fails closed, so `render` refuses to guess it:
 //! without an interface or a network of a family, that family's side is
@@ -36,6 +40,11 @@ use crate::config::Config;
 pub const TPROXY_MARK: u32 = 0xca7e;
 /// Routing table of that rule.
 pub const TPROXY_TABLE: u32 = 202;
+
+/// The named counter of camgate's own packets dropped on their way to a
+/// camera-side host that is not an inventoried camera
+/// (`nft list counter inet camgate own_packets_to_uninventoried`).
+pub const OWN_TO_UNINVENTORIED: &str = "own_packets_to_uninventoried";
 
 /// What `render` says when the camera side is unknown.
 pub const NO_CAMERA_SIDE: &str = "the camera side is unknown: set egress.camera_networks (the \
@@ -149,9 +158,15 @@ pub fn render(config: &Config) -> Result<String, String> {
             s.push_str(&set(name, ty, items, interval));
         }
     }
+    let _ = write!(
+        s,
+        "    # camgate's own packets to a camera-side host that is not an inventoried camera\n    \
+         counter {OWN_TO_UNINVENTORIED} {{\n    }}\n"
+    );
     prerouting(&mut s, config, &fams);
     input(&mut s, config, &cams, &fams, iface);
     forward(&mut s, &fams, iface);
+    output(&mut s, &fams, iface);
     s.push_str("}\n");
     Ok(s)
 }
@@ -490,6 +505,58 @@ fn forward(s: &mut String, fams: &[Family; 2], iface: Option<&str>) {
     s.push_str("    }\n");
 }
 
+/// camgate's own packets: toward the camera side, to inventoried cameras
+/// only (any port: RTSP, HTTP, probes, RTP/RTCP and retina's hole
+/// punching). Answers (the DNS sinkhole's, the trap's, ICMP errors) belong
+/// to connections the cameras opened and pass as established or related;
+/// loopback, camgate's own addresses and every other destination are not
+/// this chain's business.
+fn output(s: &mut String, fams: &[Family; 2], iface: Option<&str>) {
+    s.push_str(
+        "\n    chain output {\n        type filter hook output priority filter; policy accept;\n",
+    );
+    let _ = writeln!(
+        s,
+        "        ct state established,related accept comment \"answers to the cameras' own connections (DNS sinkhole, trap), camgate's open connections\""
+    );
+    let _ = writeln!(
+        s,
+        "        oif lo accept comment \"camgate to itself, its own addresses included\""
+    );
+    if let Some(i) = iface {
+        let _ = writeln!(
+            s,
+            "        oifname \"{i}\" jump to_cameras comment \"the camera side\""
+        );
+    }
+    for f in fams {
+        if let Some(n) = f.networks {
+            let _ = writeln!(s, "        {} daddr {n} jump to_cameras", f.kw);
+        }
+    }
+    s.push_str("    }\n");
+
+    s.push_str("\n    chain to_cameras {\n");
+    let _ = writeln!(
+        s,
+        "        icmpv6 type {{ nd-neighbor-solicit, nd-neighbor-advert, mld-listener-report, mld2-listener-report }} accept comment \"IPv6 upkeep of camgate's camera link: neighbour discovery, multicast listener reports\""
+    );
+    for f in fams {
+        if let Some(c) = f.cameras {
+            let _ = writeln!(
+                s,
+                "        {} daddr {c} accept comment \"inventoried cameras: RTSP, HTTP, RTP/RTCP\"",
+                f.kw
+            );
+        }
+    }
+    let _ = writeln!(
+        s,
+        "        counter name \"{OWN_TO_UNINVENTORIED}\" drop comment \"camgate sends to no other host on the camera side\""
+    );
+    s.push_str("    }\n");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -696,6 +763,84 @@ mod tests {
         // The interface says where packets come from: no reverse-path check.
         assert!(!r.contains("fib saddr . iif"), "{r}");
         assert!(!r.contains("routes no IPv6"), "{r}");
+    }
+
+    /// camgate's own packets toward the camera side reach inventoried
+    /// cameras only (any port), counted by name when dropped; answers and
+    /// loopback first, other destinations untouched.
+    #[test]
+    fn camgate_sends_only_to_inventoried_cameras() {
+        let c = cfg(&format!(
+            "[dns]\nlisten = \"0.0.0.0:53\"\n[egress]\ntrap_udp = \"0.0.0.0:15002\"\n\
+             camera_networks = [\"10.20.0.0/24\", \"fd00::/64\"]\n{CAMS}"
+        ));
+        let r = render(&c).unwrap();
+        assert!(
+            r.contains(&format!("    counter {OWN_TO_UNINVENTORIED} {{\n    }}\n")),
+            "{r}"
+        );
+        let out = chain(&r, "output");
+        assert!(
+            out.contains("type filter hook output priority filter; policy accept;"),
+            "{r}"
+        );
+        let rules: Vec<&str> = out.lines().skip(2).map(str::trim).collect();
+        assert!(
+            rules[0].starts_with("ct state established,related accept"),
+            "answers first: {r}"
+        );
+        assert!(rules[1].starts_with("oif lo accept"), "{r}");
+        assert_eq!(
+            &rules[2..],
+            [
+                "ip daddr @camnets4 jump to_cameras",
+                "ip6 daddr @camnets6 jump to_cameras"
+            ],
+            "{r}"
+        );
+        let to = chain(&r, "to_cameras");
+        let rules: Vec<&str> = to.lines().skip(1).map(str::trim).collect();
+        // Reports keep MLD-snooping switches sending camgate the
+        // solicitations for its own addresses.
+        assert!(rules[0].starts_with(
+            "icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, mld-listener-report, mld2-listener-report } accept"
+        ));
+        assert!(rules[1].starts_with("ip daddr @cameras4 accept"), "{r}");
+        assert!(rules[2].starts_with("ip6 daddr @cameras6 accept"), "{r}");
+        assert_eq!(
+            rules[3],
+            "counter name \"own_packets_to_uninventoried\" drop comment \"camgate sends to no other host on the camera side\"",
+            "{r}"
+        );
+        assert_eq!(rules.len(), 4, "{r}");
+        // Any port: no port or protocol in the accepts.
+        assert!(!to.contains("dport"), "{r}");
+
+        // The interface: everything out of it; no IPv6 camera: no IPv6
+        // accept, so camgate sends no IPv6 there but neighbour discovery.
+        let c = cfg(&format!("[egress]\ncamera_interface = \"cams0\"\n{V4_CAM}"));
+        let r = render(&c).unwrap();
+        let out = chain(&r, "output");
+        assert!(
+            out.contains("oifname \"cams0\" jump to_cameras comment \"the camera side\""),
+            "{r}"
+        );
+        assert!(!out.contains("daddr"), "{r}");
+        let to = chain(&r, "to_cameras");
+        assert!(to.contains("ip daddr @cameras4 accept"), "{r}");
+        assert!(!to.contains("ip6 daddr"), "{r}");
+
+        // No camera at all: camgate sends nothing to the camera side.
+        let c = cfg(
+            "[egress]\ncamera_networks = [\"10.20.0.0/24\"]\n[[device]]\nid = \"demo\"\nsimulated = true\n",
+        );
+        let r = render(&c).unwrap();
+        let to = chain(&r, "to_cameras");
+        assert!(!to.contains("daddr"), "{r}");
+        assert!(
+            to.contains("counter name \"own_packets_to_uninventoried\" drop"),
+            "{r}"
+        );
     }
 
     /// An IPv4-mapped camera host is an IPv4 camera on the wire.

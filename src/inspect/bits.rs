@@ -1,5 +1,9 @@
 //! A bounded bit reader over an RBSP (emulation prevention removed), with
-//! Exp-Golomb codes (H.264/H.265 §9.2). Reads past the end are errors.
+//! Exp-Golomb codes (H.264/H.265 §9.2), and the emulation prevention that
+//! turns an RBSP back into NAL unit bytes (§7.4.1 / §7.4.2). Reads past
+//! the end are errors.
+
+use std::borrow::Cow;
 
 /// Removes emulation prevention bytes (`00 00 03` -> `00 00`).
 pub fn rbsp(nal_payload: &[u8]) -> Vec<u8> {
@@ -14,6 +18,30 @@ pub fn rbsp(nal_payload: &[u8]) -> Vec<u8> {
         out.push(b);
     }
     out
+}
+
+/// [`rbsp`], borrowing when there is no emulation prevention byte to
+/// remove (the common case: no copy).
+pub fn rbsp_cow(nal_payload: &[u8]) -> Cow<'_, [u8]> {
+    if nal_payload.windows(3).any(|w| w == [0, 0, 3]) {
+        Cow::Owned(rbsp(nal_payload))
+    } else {
+        Cow::Borrowed(nal_payload)
+    }
+}
+
+/// Appends `rbsp` with emulation-prevention bytes inserted (0x000003 before
+/// any 0x00-0x03 that follows two zero bytes), the inverse of [`rbsp`].
+pub fn escape_into(rbsp: &[u8], out: &mut Vec<u8>) {
+    let mut zeros = 0;
+    for &b in rbsp {
+        if zeros >= 2 && b <= 3 {
+            out.push(3);
+            zeros = 0;
+        }
+        out.push(b);
+        zeros = if b == 0 { zeros + 1 } else { 0 };
+    }
 }
 
 /// Reading past the end of the data.
@@ -46,6 +74,11 @@ impl<'a> BitReader<'a> {
         Ok(v)
     }
 
+    /// Bits read so far.
+    pub fn position(&self) -> usize {
+        self.pos
+    }
+
     pub fn skip(&mut self, n: usize) -> Result<(), OutOfData> {
         if self.pos + n > self.data.len() * 8 {
             return Err(OutOfData);
@@ -65,6 +98,12 @@ impl<'a> BitReader<'a> {
         }
         let rest = self.bits(zeros)?;
         Ok(((1u64 << zeros) - 1 + u64::from(rest)).min(u64::from(u32::MAX)) as u32)
+    }
+
+    /// Signed Exp-Golomb, se(v) (§9.2.2: 1, 2, 3, 4 -> 1, -1, 2, -2).
+    pub fn se(&mut self) -> Result<i64, OutOfData> {
+        let k = i64::from(self.ue()?);
+        Ok(if k % 2 == 1 { (k + 1) / 2 } else { -(k / 2) })
     }
 }
 
@@ -86,5 +125,29 @@ mod tests {
         let mut r = BitReader::new(&[]);
         assert_eq!(r.bit(), Err(OutOfData));
         assert_eq!(rbsp(&[0, 0, 3, 1, 0, 0, 3]), vec![0, 0, 1, 0, 0]);
+        // 010 | 011 | 00100 | 00101 -> 1, -1, 2, -2
+        let mut r = BitReader::new(&[0b0100_1100, 0b1000_0101]);
+        assert_eq!(
+            (r.se(), r.se(), r.se(), r.se()),
+            (Ok(1), Ok(-1), Ok(2), Ok(-2))
+        );
+        assert_eq!(r.position(), 16);
+    }
+
+    #[test]
+    fn escape_is_the_inverse_of_rbsp() {
+        for raw in [
+            &[0u8, 0, 0, 0, 1, 0, 0, 2, 0, 0, 3, 0, 0, 4, 0, 0][..],
+            &[0, 0],
+            &[1, 2, 3],
+            &[],
+        ] {
+            let mut nal = Vec::new();
+            escape_into(raw, &mut nal);
+            assert!(!nal.windows(3).any(|w| w[0] == 0 && w[1] == 0 && w[2] < 3));
+            assert_eq!(rbsp(&nal), raw);
+            assert_eq!(&*rbsp_cow(&nal), raw);
+        }
+        assert!(matches!(rbsp_cow(&[0, 0, 4, 0]), Cow::Borrowed(_)));
     }
 }

@@ -100,7 +100,7 @@ pub struct Shared {
     /// Video frame rate from timestamps, times 100.
     fps_x100: AtomicU64,
     /// Bytes removed by the sanitizer, by [`super::sanitize::StripKind`].
-    stripped: [AtomicU64; 3],
+    stripped: [AtomicU64; super::sanitize::StripKind::COUNT],
     events: Mutex<VecDeque<EventRecord>>,
 }
 

@@ -1,39 +1,136 @@
-//! Sanitizing video access units before camgate packetizes them: SEI
-//! user-data payloads (ITU-T T.35 registered, type 4, and unregistered,
-//! type 5, where vendors and encoders put private data) and the nesting
-//! messages that could wrap them are cut out of SEI NAL units while timing
-//! and recovery-point messages stay; reserved and unspecified NAL unit types
-//! are dropped.
+//! Sanitizing video access units before camgate packetizes them, by
+//! allow-list: per codec, the NAL unit types a single-layer camera stream
+//! carries and, inside SEI, the payload types a decoder or recorder uses.
+//! Everything else is cut, and what is kept is capped in size.
 //!
-//! Pure code on one access unit. The common case (no SEI, nothing reserved)
-//! is a scan of the NAL header bytes and no copy; an SEI unit is rewritten
+//! **NAL units kept** (table 7-1 of each spec):
+//! - H.264: 1 (non-IDR slice), 5 (IDR slice), 6 (SEI), 7 (SPS), 8 (PPS),
+//!   9 (access unit delimiter).
+//! - H.265, with `nuh_layer_id` 0 and `nuh_temporal_id_plus1` not 0
+//!   (§7.4.2.2; a higher layer belongs to the multi-layer extensions,
+//!   Annexes F-I): VCL 0-9 (TRAIL, TSA, STSA, RADL, RASL) and 16-21 (BLA,
+//!   IDR, CRA), 32-34 (VPS, SPS, PPS), 35 (AUD), 39/40 (prefix/suffix SEI).
+//! - A unit whose `forbidden_zero_bit` is set is not kept either.
+//!
+//! **NAL units cut**, and why a camera stream does not need them:
+//! - Filler data (H.264 12, H.265 38; kind `filler`): padding that keeps a
+//!   constant bit rate honest to the HRD model, which recorders do not
+//!   check; to a hostile camera, room for any bytes.
+//! - H.264 2-4 (slice data partitions A-C): Extended profile only (A.2.3),
+//!   which camera encoders and most decoders do not implement; one picture
+//!   as three units is a path few decoders have tested. 13 (SPS extension)
+//!   and 19 (auxiliary slice): alpha planes, which decoders may discard.
+//!   14 (prefix NAL), 15 (subset SPS), 20 (slice extension): SVC and MVC
+//!   layers (Annexes G, H). 16 (depth parameter set), 21 (depth slice):
+//!   3D-AVC (Annexes I, J). Base-layer decoders ignore all of these, so
+//!   they could carry anything (kind `disallowed_nal`).
+//! - End of sequence and end of stream (H.264 10/11, H.265 36/37; kind
+//!   `disallowed_nal`): a live relay never ends a sequence (recorders join
+//!   at any key frame, camgate's stream continues across camera
+//!   reconnects), and after one the next picture is an IDR (H.264) or an
+//!   IRAP (H.265) anyway (their RBSP semantics). In H.265 they also make a
+//!   decoder drop the RASL pictures of the next CRA, which closed-GOP
+//!   cameras do not produce and a hostile camera could use to blank video.
+//! - Reserved and unspecified types (kind `reserved_nal`): H.264 0, 17,
+//!   18, 22-31; H.265 10-15, 22-31, 41-63.
+//!
+//! **SEI payload types kept** (H.264 Annex D, H.265 Annex D), with the
+//! largest payload each one's syntax allows (computed with every field at
+//! its widest) as its cap (kind `oversized` past it):
+//! - Both codecs: 0 buffering period and 1 picture timing (the HRD timing
+//!   and field structure recorders use), 6 recovery point (where decoding
+//!   may start without an IDR: cameras' intra-refresh modes).
+//! - H.265 prefix SEI also: 129 active parameter sets, 136 time code, 137
+//!   mastering display colour volume and 144 content light level (HDR
+//!   display); suffix SEI: 132 decoded picture hash (lets a decoder check
+//!   its output). A type in the wrong kind of SEI unit is not kept.
+//! - Each kept type once per SEI unit: the specs allow repeats in one
+//!   access unit only with the same content, so a repeat adds nothing
+//!   (kind `disallowed_sei`).
+//!
+//! **SEI payloads cut**: 4 and 5, user data registered (ITU-T T.35) and
+//! unregistered, where encoders and vendors put private data (x264 writes
+//! its command line there; kind `sei_user_data`); 3, filler payload (kind
+//! `filler`); every other type (kind `disallowed_sei`), among them the
+//! nesting messages that could wrap user data (H.264 30 and 37, H.265 133)
+//! and those that steer a display: pan-scan (2), full-frame freeze and
+//! snapshot (H.264 13-15), film grain (19), tone mapping (23), frame
+//! packing (45), display orientation (47), no display (H.265 135).
+//!
+//! **Size caps on the non-VCL units kept** (kind `oversized`): parameter
+//! sets within access units get the caps of [`super::params`] (the
+//! packetizers drop these copies and send the cleaned ones, but a camera
+//! stuffing them is counted); access unit delimiters are exactly their
+//! syntax, 2 bytes (H.264) or 3 (H.265). A kept SEI unit is bounded by
+//! the payload caps and the one-per-type rule. Slices are the video and
+//! have no cap here.
+//!
+//! The two per-device switches keep their names: `sei_user_data` filters
+//! SEI units by the payload allow-list; `reserved_nals` drops NAL units
+//! outside the type allow-list and those over their caps. With both off
+//! nothing is looked at.
+//!
+//! Pure code on one access unit. The common case (slices only, nothing to
+//! strip) is a scan of the NAL header bytes and no copy; an SEI unit is
+//! parsed in place unless it has emulation prevention bytes, and rewritten
 //! only when it holds something to remove. A malformed SEI unit (sizes that
-//! overrun it) is dropped whole: what cannot be parsed cannot be vouched for.
-//!
-//! H.264: ITU-T H.264 §7.3.2.3 (SEI RBSP), §7.4.1.2 (NAL types, table 7-1).
-//! H.265: ITU-T H.265 §7.3.5 (SEI message), table 7-1 (NAL types 39/40
-//! prefix/suffix SEI; 10-15, 22-31, 41-47 reserved; 48-63 unspecified).
+//! overrun it, no message) is dropped whole: what cannot be parsed cannot
+//! be vouched for. What does not belong here: the parameter sets camgate
+//! announces and prepends ([`super::params`]) and slice contents.
 
 use std::borrow::Cow;
 
 use smallvec::SmallVec;
 
+use super::{bits, params};
+
 /// SEI payload types carrying private data (both codecs).
 const USER_DATA_REGISTERED: u32 = 4;
 const USER_DATA_UNREGISTERED: u32 = 5;
-/// SEI messages that wrap other SEI messages, user data included: H.264
-/// scalable nesting (30, Annex G) and MVC scalable nesting (37, Annex H);
-/// H.265 scalable nesting (133). They only matter to multi-layer decoding,
-/// which cameras do not produce, so they go whole rather than be parsed.
-const H264_NESTING: [u32; 2] = [30, 37];
-const H265_NESTING: [u32; 1] = [133];
+/// SEI filler payload (both codecs).
+const FILLER_PAYLOAD: u32 = 3;
 /// More messages than this in one SEI unit is not an encoder's doing.
 const MAX_MESSAGES: usize = 1024;
 
-/// What the sanitizer removes (per device; both on by default).
+/// SEI payload types kept in H.264 SEI, with their largest payload in bytes
+/// (syntax in Annex D): buffering period, 32 CPBs of two 32-bit delays in
+/// both HRDs (4,107 bits); picture timing, two 32-bit delays, `pic_struct`
+/// and three full clock timestamps with 31-bit offsets (281 bits); recovery
+/// point, a 33-bit `recovery_frame_cnt` and 4 bits of flags.
+const H264_SEI: [(u32, usize); 3] = [(0, 514), (1, 36), (6, 5)];
+/// Kept in H.265 prefix SEI (syntax in Annex D): buffering period, 32 CPBs
+/// of four 32-bit values in both HRDs
+/// (8,300 bits); picture timing without per-decoding-unit timing (103 bits);
+/// recovery point (35 bits); active parameter sets for one layer, 16 SPS
+/// ids (159 bits); time code, three full timestamps (227 bits); mastering
+/// display (24 bytes); content light level (4 bytes).
+const H265_PREFIX_SEI: [(u32, usize); 7] = [
+    (0, 1038),
+    (1, 13),
+    (6, 5),
+    (129, 20),
+    (136, 29),
+    (137, 24),
+    (144, 4),
+];
+/// Kept in H.265 suffix SEI: decoded picture hash, its type and an MD5 per
+/// colour component (49 bytes).
+const H265_SUFFIX_SEI: [(u32, usize); 1] = [(132, 49)];
+/// Access unit delimiters: the header and one byte (`primary_pic_type` or
+/// `pic_type`, then the stop bit).
+const H264_AUD_LEN: usize = 2;
+const H265_AUD_LEN: usize = 3;
+
+/// What the sanitizer removes (per device; both on by default). The names
+/// are the config keys'.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Policy {
+    /// SEI messages outside the payload allow-list (user data first among
+    /// them), and kept ones over their caps or repeated.
     pub sei_user_data: bool,
+    /// NAL units outside the type allow-list (reserved, filler, extension
+    /// layers, end of sequence...), and parameter sets or delimiters over
+    /// their caps.
     pub reserved_nals: bool,
 }
 
@@ -62,13 +159,29 @@ pub enum StripKind {
     ReservedNal,
     /// SEI units that did not parse, dropped whole.
     MalformedSei,
+    /// Filler data NAL units and SEI filler payloads.
+    Filler,
+    /// NAL units of defined types a single-layer stream does not carry, or
+    /// with a header such a stream never has.
+    DisallowedNal,
+    /// SEI messages of other types than the kept ones, or repeated.
+    DisallowedSei,
+    /// Kept units or SEI messages over their size caps.
+    Oversized,
 }
 
 impl StripKind {
-    pub const ALL: [StripKind; 3] = [
+    /// How many kinds there are.
+    pub const COUNT: usize = 7;
+
+    pub const ALL: [StripKind; StripKind::COUNT] = [
         StripKind::SeiUserData,
         StripKind::ReservedNal,
         StripKind::MalformedSei,
+        StripKind::Filler,
+        StripKind::DisallowedNal,
+        StripKind::DisallowedSei,
+        StripKind::Oversized,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -76,6 +189,10 @@ impl StripKind {
             StripKind::SeiUserData => "sei_user_data",
             StripKind::ReservedNal => "reserved_nal",
             StripKind::MalformedSei => "malformed_sei",
+            StripKind::Filler => "filler",
+            StripKind::DisallowedNal => "disallowed_nal",
+            StripKind::DisallowedSei => "disallowed_sei",
+            StripKind::Oversized => "oversized",
         }
     }
 
@@ -87,7 +204,7 @@ impl StripKind {
 /// Bytes removed from one access unit, by kind (indexed by
 /// [`StripKind::index`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Stripped(pub [u64; 3]);
+pub struct Stripped(pub [u64; StripKind::COUNT]);
 
 impl Stripped {
     pub fn add(&mut self, kind: StripKind, bytes: usize) {
@@ -110,6 +227,19 @@ pub enum Syntax {
     H265,
 }
 
+/// What a NAL unit is to the allow-list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Class {
+    /// A coded slice: kept as it is.
+    Slice,
+    /// SEI: kept with its messages filtered.
+    Sei { suffix: bool },
+    /// Kept up to this many bytes.
+    Capped(usize),
+    /// Not kept.
+    Cut(StripKind),
+}
+
 impl Syntax {
     fn header_len(self) -> usize {
         match self {
@@ -118,37 +248,63 @@ impl Syntax {
         }
     }
 
-    fn nal_type(self, nal: &[u8]) -> u8 {
+    /// The unit's class, from its header alone.
+    fn classify(self, nal: &[u8]) -> Class {
         match self {
-            Syntax::H264 => nal.first().map_or(0, |h| h & 0x1f),
-            Syntax::H265 => nal.first().map_or(0, |h| (h >> 1) & 0x3f),
-        }
-    }
-
-    /// Payload types removed by the `sei_user_data` policy.
-    fn is_private_payload(self, payload_type: u32) -> bool {
-        payload_type == USER_DATA_REGISTERED
-            || payload_type == USER_DATA_UNREGISTERED
-            || match self {
-                Syntax::H264 => H264_NESTING.contains(&payload_type),
-                Syntax::H265 => H265_NESTING.contains(&payload_type),
+            Syntax::H264 => {
+                let Some(&h) = nal.first() else {
+                    return Class::Cut(StripKind::DisallowedNal);
+                };
+                let class = match h & 0x1f {
+                    1 | 5 => Class::Slice,
+                    6 => Class::Sei { suffix: false },
+                    7 | 8 => Class::Capped(params::H264_MAX),
+                    9 => Class::Capped(H264_AUD_LEN),
+                    12 => Class::Cut(StripKind::Filler),
+                    2..=4 | 10 | 11 | 13..=16 | 19..=21 => Class::Cut(StripKind::DisallowedNal),
+                    // 0, 17, 18, 22-31.
+                    _ => Class::Cut(StripKind::ReservedNal),
+                };
+                match class {
+                    Class::Cut(_) => class,
+                    _ if h & 0x80 != 0 => Class::Cut(StripKind::DisallowedNal),
+                    _ => class,
+                }
             }
-    }
-
-    fn is_sei(self, t: u8) -> bool {
-        match self {
-            Syntax::H264 => t == 6,
-            Syntax::H265 => t == 39 || t == 40,
+            Syntax::H265 => {
+                let [h0, h1, ..] = *nal else {
+                    return Class::Cut(StripKind::DisallowedNal);
+                };
+                let class = match (h0 >> 1) & 0x3f {
+                    0..=9 | 16..=21 => Class::Slice,
+                    32..=34 => Class::Capped(params::H265_MAX),
+                    35 => Class::Capped(H265_AUD_LEN),
+                    38 => Class::Cut(StripKind::Filler),
+                    39 => Class::Sei { suffix: false },
+                    40 => Class::Sei { suffix: true },
+                    36 | 37 => Class::Cut(StripKind::DisallowedNal),
+                    // 10-15, 22-31, 41-63.
+                    _ => Class::Cut(StripKind::ReservedNal),
+                };
+                let layer = ((h0 & 1) << 5) | (h1 >> 3);
+                let temporal_id_plus1 = h1 & 7;
+                match class {
+                    Class::Cut(_) => class,
+                    _ if h0 & 0x80 != 0 || layer != 0 || temporal_id_plus1 == 0 => {
+                        Class::Cut(StripKind::DisallowedNal)
+                    }
+                    _ => class,
+                }
+            }
         }
     }
 
-    /// Reserved or unspecified types. H.264 0 and 24-31 are unspecified,
-    /// 17, 18, 22 and 23 reserved; H.265 10-15, 22-31 and 41-47 reserved,
-    /// 48-63 unspecified.
-    pub fn is_reserved(self, t: u8) -> bool {
-        match self {
-            Syntax::H264 => matches!(t, 0 | 17 | 18 | 22 | 23 | 24..=31),
-            Syntax::H265 => matches!(t, 10..=15 | 22..=31 | 41..=63),
+    /// The SEI payload types kept in this kind of SEI unit, with their caps.
+    fn kept_sei(self, suffix: bool) -> &'static [(u32, usize)] {
+        match (self, suffix) {
+            (Syntax::H264, _) => &H264_SEI,
+            (Syntax::H265, false) => &H265_PREFIX_SEI,
+            (Syntax::H265, true) => &H265_SUFFIX_SEI,
         }
     }
 }
@@ -163,38 +319,33 @@ pub fn access_unit<'a>(syntax: Syntax, policy: Policy, nals: &[&'a [u8]]) -> Opt
     if policy.is_off() {
         return None;
     }
-    let attention = |n: &&[u8]| {
-        let t = syntax.nal_type(n);
-        (policy.sei_user_data && syntax.is_sei(t))
-            || (policy.reserved_nals && syntax.is_reserved(t))
+    let attention = |n: &&[u8]| match syntax.classify(n) {
+        Class::Slice => false,
+        Class::Sei { .. } => policy.sei_user_data,
+        Class::Capped(cap) => policy.reserved_nals && n.len() > cap,
+        Class::Cut(_) => policy.reserved_nals,
     };
     let first = nals.iter().position(attention)?;
     let mut stripped = Stripped::default();
     let mut out: SmallVec<[Cow<'a, [u8]>; 16]> = SmallVec::new();
     out.extend(nals[..first].iter().map(|n| Cow::Borrowed(*n)));
     for &nal in &nals[first..] {
-        let t = syntax.nal_type(nal);
-        if policy.reserved_nals && syntax.is_reserved(t) {
-            stripped.add(StripKind::ReservedNal, nal.len());
-            continue;
-        }
-        if policy.sei_user_data && syntax.is_sei(t) {
-            match sei(syntax, nal) {
+        match syntax.classify(nal) {
+            Class::Cut(kind) if policy.reserved_nals => stripped.add(kind, nal.len()),
+            Class::Capped(cap) if policy.reserved_nals && nal.len() > cap => {
+                stripped.add(StripKind::Oversized, nal.len());
+            }
+            Class::Sei { suffix } if policy.sei_user_data => match sei(syntax, suffix, nal) {
                 Sei::Unchanged => out.push(Cow::Borrowed(nal)),
                 Sei::Rewritten(kept, removed) => {
-                    stripped.add(StripKind::SeiUserData, removed);
+                    add_all(&mut stripped, &removed);
                     out.push(Cow::Owned(kept));
                 }
-                Sei::Empty(removed) => {
-                    stripped.add(StripKind::SeiUserData, removed);
-                    // The unit's header and trailing bits go with it.
-                    stripped.add(StripKind::SeiUserData, nal.len().saturating_sub(removed));
-                }
+                Sei::Empty(removed) => add_all(&mut stripped, &removed),
                 Sei::Malformed => stripped.add(StripKind::MalformedSei, nal.len()),
-            }
-            continue;
+            },
+            _ => out.push(Cow::Borrowed(nal)),
         }
-        out.push(Cow::Borrowed(nal));
     }
     if stripped.total() == 0 {
         return None;
@@ -202,54 +353,90 @@ pub fn access_unit<'a>(syntax: Syntax, policy: Policy, nals: &[&'a [u8]]) -> Opt
     Some((out, stripped))
 }
 
+fn add_all(total: &mut Stripped, s: &Stripped) {
+    for (t, n) in total.0.iter_mut().zip(s.0) {
+        *t += n;
+    }
+}
+
 /// The outcome for one SEI NAL unit.
 #[derive(Debug, PartialEq, Eq)]
 enum Sei {
-    /// No user data in it.
+    /// Nothing in it to remove.
     Unchanged,
-    /// The unit without its user-data messages, and the RBSP bytes removed.
-    Rewritten(Vec<u8>, usize),
-    /// Only user data: drop the unit (RBSP bytes of the messages removed).
-    Empty(usize),
+    /// The unit with only its kept messages, and the RBSP bytes removed.
+    Rewritten(Vec<u8>, Stripped),
+    /// Nothing kept: drop the unit (all its bytes, counted by kind).
+    Empty(Stripped),
     Malformed,
 }
 
-/// One SEI message's span in the RBSP (header included) and its type.
+/// One SEI message's span in the RBSP (header included), its type and
+/// where its payload starts.
 struct Message {
     payload_type: u32,
     start: usize,
+    payload: usize,
     end: usize,
 }
 
-fn sei(syntax: Syntax, nal: &[u8]) -> Sei {
+fn sei(syntax: Syntax, suffix: bool, nal: &[u8]) -> Sei {
     let h = syntax.header_len();
-    if nal.len() <= h {
-        return Sei::Malformed;
-    }
-    let rbsp = super::bits::rbsp(&nal[h..]);
+    let payload = match nal.get(h..) {
+        Some(p) if !p.is_empty() => p,
+        _ => return Sei::Malformed,
+    };
+    let rbsp = bits::rbsp_cow(payload);
     let Some(messages) = messages(&rbsp) else {
         return Sei::Malformed;
     };
-    let private = |m: &Message| syntax.is_private_payload(m.payload_type);
-    if !messages.iter().any(private) {
-        return Sei::Unchanged;
+    if messages.is_empty() {
+        // sei_rbsp() has at least one message, in both specs.
+        return Sei::Malformed;
     }
-    let removed: usize = messages
+    let kept = syntax.kept_sei(suffix);
+    let mut seen: SmallVec<[u32; 8]> = SmallVec::new();
+    // Why each message goes, or `None` where it stays.
+    let verdicts: SmallVec<[Option<StripKind>; 8]> = messages
         .iter()
-        .filter(|m| private(m))
-        .map(|m| m.end - m.start)
-        .sum();
-    if messages.iter().all(private) {
+        .map(|m| match m.payload_type {
+            USER_DATA_REGISTERED | USER_DATA_UNREGISTERED => Some(StripKind::SeiUserData),
+            FILLER_PAYLOAD => Some(StripKind::Filler),
+            t => match kept.iter().find(|(k, _)| *k == t) {
+                None => Some(StripKind::DisallowedSei),
+                Some(_) if seen.contains(&t) => Some(StripKind::DisallowedSei),
+                Some((_, cap)) if m.end - m.payload > *cap => Some(StripKind::Oversized),
+                Some(_) => {
+                    seen.push(t);
+                    None
+                }
+            },
+        })
+        .collect();
+    let Some(first_cut) = verdicts.iter().flatten().next().copied() else {
+        return Sei::Unchanged;
+    };
+    let mut removed = Stripped::default();
+    for (m, v) in messages.iter().zip(&verdicts) {
+        if let Some(kind) = v {
+            removed.add(*kind, m.end - m.start);
+        }
+    }
+    if verdicts.iter().all(Option::is_some) {
+        // The unit's header, emulation prevention and trailing bits go
+        // with the first message removed.
+        let rest = (nal.len() as u64).saturating_sub(removed.total());
+        removed.add(first_cut, rest as usize);
         return Sei::Empty(removed);
     }
     let mut body = Vec::with_capacity(rbsp.len());
-    for m in messages.iter().filter(|m| !private(m)) {
+    for (m, _) in messages.iter().zip(&verdicts).filter(|(_, v)| v.is_none()) {
         body.extend_from_slice(&rbsp[m.start..m.end]);
     }
     body.push(0x80); // rbsp_trailing_bits
     let mut out = Vec::with_capacity(h + body.len() + body.len() / 64 + 2);
     out.extend_from_slice(&nal[..h]);
-    escape_into(&body, &mut out);
+    bits::escape_into(&body, &mut out);
     Sei::Rewritten(out, removed)
 }
 
@@ -258,7 +445,7 @@ fn messages(rbsp: &[u8]) -> Option<SmallVec<[Message; 4]>> {
     let mut out = SmallVec::new();
     let mut i = 0;
     loop {
-        match &rbsp[i..] {
+        match rbsp.get(i..)? {
             // End: the trailing bits (stop bit then zeros), or nothing left
             // (some encoders omit them).
             [] => return Some(out),
@@ -268,6 +455,7 @@ fn messages(rbsp: &[u8]) -> Option<SmallVec<[Message; 4]>> {
         let start = i;
         let payload_type = ff_coded(rbsp, &mut i)?;
         let size = ff_coded(rbsp, &mut i)? as usize;
+        let payload = i;
         let end = i.checked_add(size)?;
         if end > rbsp.len() || out.len() >= MAX_MESSAGES {
             return None;
@@ -276,6 +464,7 @@ fn messages(rbsp: &[u8]) -> Option<SmallVec<[Message; 4]>> {
         out.push(Message {
             payload_type,
             start,
+            payload,
             end,
         });
     }
@@ -294,236 +483,5 @@ fn ff_coded(b: &[u8], i: &mut usize) -> Option<u32> {
     }
 }
 
-/// Appends `rbsp` with emulation-prevention bytes inserted (0x000003 before
-/// any 0x00-0x03 that follows two zero bytes).
-fn escape_into(rbsp: &[u8], out: &mut Vec<u8>) {
-    let mut zeros = 0;
-    for &b in rbsp {
-        if zeros >= 2 && b <= 3 {
-            out.push(3);
-            zeros = 0;
-        }
-        out.push(b);
-        zeros = if b == 0 { zeros + 1 } else { 0 };
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// An SEI message: type, size, payload (RBSP).
-    fn msg(t: u8, payload: &[u8]) -> Vec<u8> {
-        let mut v = vec![t, payload.len() as u8];
-        v.extend_from_slice(payload);
-        v
-    }
-
-    fn h264_sei(messages: &[Vec<u8>]) -> Vec<u8> {
-        let mut rbsp: Vec<u8> = messages.concat();
-        rbsp.push(0x80);
-        let mut nal = vec![0x06];
-        escape_into(&rbsp, &mut nal);
-        nal
-    }
-
-    fn x264_user_data() -> Vec<u8> {
-        let mut p = vec![0xdcu8; 16]; // UUID
-        p.extend_from_slice(b"x264 - core 164 - H.264/MPEG-4 AVC codec");
-        p.push(0);
-        msg(5, &p)
-    }
-
-    const IDR: &[u8] = &[0x65, 0x88, 0x84, 0x00, 0x10];
-
-    #[test]
-    fn nothing_to_do_is_none() {
-        let nals: Vec<&[u8]> = vec![IDR, &[0x41, 0x9a]];
-        assert!(access_unit(Syntax::H264, Policy::STRICT, &nals).is_none());
-        // A timing-only SEI stays as it is.
-        let timing = h264_sei(&[msg(1, &[0x10, 0x20])]);
-        let nals: Vec<&[u8]> = vec![&timing, IDR];
-        assert!(access_unit(Syntax::H264, Policy::STRICT, &nals).is_none());
-    }
-
-    #[test]
-    fn user_data_only_sei_is_dropped() {
-        let sei = h264_sei(&[x264_user_data()]);
-        let nals: Vec<&[u8]> = vec![&sei, IDR];
-        let (out, s) = access_unit(Syntax::H264, Policy::STRICT, &nals).unwrap();
-        assert_eq!(out.len(), 1);
-        assert_eq!(&*out[0], IDR);
-        assert_eq!(s.get(StripKind::SeiUserData), sei.len() as u64);
-        assert_eq!(s.total(), sei.len() as u64);
-    }
-
-    #[test]
-    fn recovery_point_kept_user_data_removed() {
-        let recovery = msg(6, &[0x84]); // recovery_frame_cnt 0 etc.
-        let registered = msg(4, &[0xb5, 0x00, 0x31, 0x47, 0x41]);
-        let sei = h264_sei(&[recovery.clone(), x264_user_data(), registered.clone()]);
-        let nals: Vec<&[u8]> = vec![&sei, IDR];
-        let (out, s) = access_unit(Syntax::H264, Policy::STRICT, &nals).unwrap();
-        assert_eq!(out.len(), 2);
-        assert_eq!(&*out[0], &h264_sei(&[recovery])[..]);
-        assert_eq!(
-            s.get(StripKind::SeiUserData),
-            (x264_user_data().len() + registered.len()) as u64
-        );
-        assert!(!out[0].windows(4).any(|w| w == b"x264"));
-    }
-
-    #[test]
-    fn emulation_prevention_survives_rewrite() {
-        // A pic-timing payload with zeros that need escaping.
-        let timing = msg(1, &[0, 0, 1, 0, 0, 0]);
-        let sei = h264_sei(&[timing.clone(), x264_user_data()]);
-        assert!(sei.windows(3).any(|w| w == [0, 0, 3]));
-        let nals: Vec<&[u8]> = vec![&sei];
-        let (out, _) = access_unit(Syntax::H264, Policy::STRICT, &nals).unwrap();
-        assert_eq!(&*out[0], &h264_sei(&[timing])[..]);
-        // Re-parsing the output finds exactly the timing message.
-        let rbsp = crate::inspect::bits::rbsp(&out[0][1..]);
-        let m = messages(&rbsp).unwrap();
-        assert_eq!(m.len(), 1);
-        assert_eq!(m[0].payload_type, 1);
-    }
-
-    #[test]
-    fn large_types_and_sizes_use_ff_bytes() {
-        // Payload type 5 written as-is, size 300 = 0xFF + 45.
-        let mut p = vec![5u8, 0xff, 45];
-        p.extend(std::iter::repeat_n(0x11, 300));
-        p.push(0x80);
-        let mut nal = vec![0x06];
-        escape_into(&p, &mut nal);
-        let nals: Vec<&[u8]> = vec![&nal, IDR];
-        let (out, s) = access_unit(Syntax::H264, Policy::STRICT, &nals).unwrap();
-        assert_eq!(out.len(), 1);
-        assert_eq!(s.get(StripKind::SeiUserData), nal.len() as u64);
-    }
-
-    #[test]
-    fn nesting_messages_go_with_the_user_data_they_may_hide() {
-        let recovery = msg(6, &[0x84]);
-        // Scalable nesting wrapping an unregistered user-data message.
-        let mut nested = vec![0x80]; // all_layer_representations_in_au_flag
-        nested.extend(x264_user_data());
-        for t in [30, 37] {
-            let sei = h264_sei(&[recovery.clone(), msg(t, &nested)]);
-            let nals: Vec<&[u8]> = vec![&sei, IDR];
-            let (out, s) = access_unit(Syntax::H264, Policy::STRICT, &nals).unwrap();
-            assert_eq!(
-                &*out[0],
-                &h264_sei(std::slice::from_ref(&recovery))[..],
-                "type {t}"
-            );
-            assert!(s.get(StripKind::SeiUserData) > 0);
-        }
-        let mut prefix = vec![39 << 1, 1];
-        escape_into(&[&msg(133, &nested)[..], &[0x80]].concat(), &mut prefix);
-        let nals: Vec<&[u8]> = vec![&prefix];
-        let (out, _) = access_unit(Syntax::H265, Policy::STRICT, &nals).unwrap();
-        assert!(out.is_empty());
-        // H.264 type 133 and H.265 type 30 are not nesting: left alone.
-        let other = h264_sei(&[msg(133, &[1])]);
-        let nals: Vec<&[u8]> = vec![&other];
-        assert!(access_unit(Syntax::H264, Policy::STRICT, &nals).is_none());
-    }
-
-    #[test]
-    fn many_small_messages_are_not_malformed() {
-        let timing: Vec<Vec<u8>> = (0..300).map(|_| msg(1, &[0x10])).collect();
-        let mut all = timing.clone();
-        all.push(x264_user_data());
-        let sei = h264_sei(&all);
-        let nals: Vec<&[u8]> = vec![&sei];
-        let (out, s) = access_unit(Syntax::H264, Policy::STRICT, &nals).unwrap();
-        assert_eq!(&*out[0], &h264_sei(&timing)[..]);
-        assert_eq!(s.get(StripKind::MalformedSei), 0);
-    }
-
-    #[test]
-    fn malformed_sei_dropped_whole() {
-        for bad in [
-            vec![0x06],                        // header only
-            vec![0x06, 5, 200, 1, 2, 3, 0x80], // size overruns
-            vec![0x06, 0xff, 0xff, 0xff],      // type never ends
-            vec![0x06, 1, 1, 0, 0x55, 0x55],   // junk after a message
-        ] {
-            let nals: Vec<&[u8]> = vec![&bad, IDR];
-            let (out, s) = access_unit(Syntax::H264, Policy::STRICT, &nals).unwrap();
-            assert_eq!(out.len(), 1, "{bad:?}");
-            assert_eq!(s.get(StripKind::MalformedSei), bad.len() as u64, "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn reserved_types_dropped() {
-        let reserved: &[u8] = &[0x17, 1, 2]; // type 23
-        let unspecified: &[u8] = &[0x1e, 1]; // type 30
-        let nals: Vec<&[u8]> = vec![reserved, IDR, unspecified];
-        let (out, s) = access_unit(Syntax::H264, Policy::STRICT, &nals).unwrap();
-        assert_eq!(out.len(), 1);
-        assert_eq!(s.get(StripKind::ReservedNal), 5);
-        // H.265: type 45 (reserved), 50 (unspecified) dropped; 1 (TRAIL_R) kept.
-        let trail: &[u8] = &[0x02, 0x01, 0xaa];
-        let r45: &[u8] = &[45 << 1, 1, 0];
-        let u50: &[u8] = &[50 << 1, 1];
-        let nals: Vec<&[u8]> = vec![r45, trail, u50];
-        let (out, s) = access_unit(Syntax::H265, Policy::STRICT, &nals).unwrap();
-        assert_eq!(out.len(), 1);
-        assert_eq!(&*out[0], trail);
-        assert_eq!(s.get(StripKind::ReservedNal), 5);
-    }
-
-    #[test]
-    fn h265_prefix_and_suffix_sei() {
-        let mut rbsp = x264_user_data();
-        rbsp.extend(msg(129, &[1, 2])); // active parameter sets: kept
-        rbsp.push(0x80);
-        let mut prefix = vec![39 << 1, 1];
-        escape_into(&rbsp, &mut prefix);
-        let mut suffix = vec![40 << 1, 1];
-        escape_into(&[&x264_user_data()[..], &[0x80]].concat(), &mut suffix);
-        let trail: &[u8] = &[0x02, 0x01, 0xaa];
-        let nals: Vec<&[u8]> = vec![&prefix, trail, &suffix];
-        let (out, s) = access_unit(Syntax::H265, Policy::STRICT, &nals).unwrap();
-        assert_eq!(out.len(), 2);
-        assert_eq!(&*out[0], &[39 << 1, 1, 129, 2, 1, 2, 0x80][..]);
-        assert_eq!(&*out[1], trail);
-        assert!(s.get(StripKind::SeiUserData) > 0);
-    }
-
-    #[test]
-    fn policy_pass_keeps_everything() {
-        let sei = h264_sei(&[x264_user_data()]);
-        let reserved: &[u8] = &[0x17, 1, 2];
-        let nals: Vec<&[u8]> = vec![&sei, reserved, IDR];
-        assert!(access_unit(Syntax::H264, Policy::OFF, &nals).is_none());
-        let only_reserved = Policy {
-            sei_user_data: false,
-            reserved_nals: true,
-        };
-        let (out, _) = access_unit(Syntax::H264, only_reserved, &nals).unwrap();
-        assert_eq!(out.len(), 2);
-        assert_eq!(&*out[0], &sei[..]);
-    }
-
-    #[test]
-    fn never_panics_on_garbage() {
-        let mut seed = 0x1234_5678u32;
-        for _ in 0..20_000 {
-            let len = (seed % 40) as usize;
-            let mut nal = Vec::with_capacity(len + 1);
-            nal.push(if seed & 1 == 0 { 0x06 } else { 39 << 1 });
-            for _ in 0..len {
-                seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
-                nal.push((seed >> 16) as u8);
-            }
-            let nals: Vec<&[u8]> = vec![&nal];
-            let _ = access_unit(Syntax::H264, Policy::STRICT, &nals);
-            let _ = access_unit(Syntax::H265, Policy::STRICT, &nals);
-        }
-    }
-}
+mod tests;

@@ -484,21 +484,48 @@ pub async fn describe_only(
     Ok((session.sdp().to_vec(), tracks))
 }
 
+/// The stream's video parameters, if retina has them and they pass
+/// [`crate::inspect::params::clean`]: they go into camgate's SDP and before
+/// every key frame for every recorder, so a refused set is logged and the
+/// stream keeps waiting for parameters (`None`), as if it had none.
 fn video_codec(p: ParametersRef<'_>) -> Option<VideoCodec> {
     let ParametersRef::Video(v) = p else {
         return None;
     };
-    match v.codec_params() {
-        VideoParametersCodec::H264 { sps, pps } => Some(VideoCodec::H264 {
+    let codec = match v.codec_params() {
+        VideoParametersCodec::H264 { sps, pps } => VideoCodec::H264 {
             sps: sps.clone(),
             pps: pps.clone(),
-        }),
-        VideoParametersCodec::H265 { vps, sps, pps } => Some(VideoCodec::H265 {
+        },
+        VideoParametersCodec::H265 { vps, sps, pps } => VideoCodec::H265 {
             vps: vps.clone(),
             sps: sps.clone(),
             pps: pps.clone(),
-        }),
-        _ => None,
+        },
+        _ => return None,
+    };
+    match crate::inspect::params::clean(&codec) {
+        Ok(c) => {
+            if c.trimmed_bytes > 0 {
+                static TRIMMED: crate::ratelimit::LogLimiter =
+                    crate::ratelimit::LogLimiter::new(10);
+                if let Some(suppressed) = TRIMMED.allow() {
+                    debug!(
+                        bytes = c.trimmed_bytes,
+                        suppressed, "trailing bytes removed from the camera's parameter sets"
+                    );
+                }
+            }
+            Some(c.codec)
+        }
+        Err(e) => {
+            // Called for every frame until parameters pass: rate-limited.
+            static REFUSED: crate::ratelimit::LogLimiter = crate::ratelimit::LogLimiter::new(10);
+            if let Some(suppressed) = REFUSED.allow() {
+                warn!(err = %e, suppressed, "camera parameter sets refused; waiting for others");
+            }
+            None
+        }
     }
 }
 

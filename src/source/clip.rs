@@ -71,6 +71,13 @@ pub enum ClipError {
     NoParameterSets,
     #[error("H.264 stream has no key frame")]
     NoKeyFrame,
+    /// Checked like a camera's (`inspect::params`): a clip file is input.
+    #[error("H.264 parameter sets in effect at frame {frame}: {err}")]
+    BadParameterSets {
+        frame: usize,
+        #[source]
+        err: crate::inspect::params::Error,
+    },
     #[error("ADTS stream is malformed at byte {0}")]
     BadAdts(usize),
 }
@@ -208,9 +215,14 @@ pub fn parse_h264_annexb_with_changes(data: &[u8]) -> Result<ParsedClip, ClipErr
             ClipError::NoKeyFrame
         })?;
     frames.drain(..first_key);
-    let codec = |(sps, pps): (&[u8], &[u8])| VideoCodec::H264 {
-        sps: Bytes::copy_from_slice(sps),
-        pps: Bytes::copy_from_slice(pps),
+    let codec = |frame: usize, (sps, pps): (&[u8], &[u8])| {
+        let raw = VideoCodec::H264 {
+            sps: Bytes::copy_from_slice(sps),
+            pps: Bytes::copy_from_slice(pps),
+        };
+        crate::inspect::params::clean(&raw)
+            .map(|c| c.codec)
+            .map_err(|err| ClipError::BadParameterSets { frame, err })
     };
     let mut changes: ParameterChanges = Vec::new();
     let mut last: Option<(&[u8], &[u8])> = None;
@@ -218,7 +230,7 @@ pub fn parse_h264_annexb_with_changes(data: &[u8]) -> Result<ParsedClip, ClipErr
         if let Some(p) = *p
             && last != Some(p)
         {
-            changes.push((i, codec(p)));
+            changes.push((i, codec(i, p)?));
             last = Some(p);
         }
     }
@@ -313,6 +325,35 @@ mod tests {
         );
         assert!(annexb_nals(&[1, 2, 3]).is_empty());
         assert!(annexb_nals(&[]).is_empty());
+    }
+
+    #[test]
+    fn parameter_sets_are_checked_and_cleaned() {
+        let idr = [0, 0, 0, 1, 0x65, 0x88, 0x84, 0x00, 0x10];
+        // An SPS slot holding garbage of the right type is refused...
+        let mut data = vec![0, 0, 0, 1, 0x67, 0x42];
+        data.extend_from_slice(&[0, 0, 0, 1, 0x68, 0xce, 0x38, 0x80]);
+        data.extend_from_slice(&idr);
+        let e = parse_h264_annexb(&data).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("H.264 parameter sets in effect at frame 0: H.264 SPS"),
+            "{e}"
+        );
+        // ...and the bundled clip's SPS with bytes after its syntax comes
+        // back without them.
+        let clip = builtin().unwrap();
+        let VideoCodec::H264 { sps, pps } = &clip.video else {
+            panic!()
+        };
+        let mut data = vec![0, 0, 0, 1];
+        data.extend_from_slice(sps);
+        data.extend_from_slice(&[0x5a, 0x5a]);
+        data.extend_from_slice(&[0, 0, 0, 1]);
+        data.extend_from_slice(pps);
+        data.extend_from_slice(&idr);
+        let (video, _) = parse_h264_annexb(&data).unwrap();
+        assert_eq!(video, clip.video);
     }
 
     #[test]

@@ -21,6 +21,13 @@
       connection to GW:15001, camgate itself). One JSON line per attempt.
   netns_tool.py dns SRC SERVER NAME
       One A query from SRC; prints its rcode and addresses as JSON.
+  netns_tool.py listen-udp HOST@PORT ...
+      Listens on each address and port (UDP) and prints one JSON line per
+      datagram, with the address it was sent to. Prints "ready" once
+      listening.
+  netns_tool.py send-udp HOST@PORT ...
+      Sends one datagram to each; prints one JSON line per datagram with
+      "sent" or the error (a packet the output hook drops fails with EPERM).
 
 Only the standard library: it runs under any python3.
 """
@@ -291,10 +298,47 @@ def cmd_dns(src, server, name):
     out(probe="dns", src=src, name=name, rcode=rcode, addrs=addrs)
 
 
+def cmd_listen_udp(*targets):
+    socks = []
+    for t in targets:
+        host, port = t.rsplit("@", 1)
+        s = socket.socket(family_of(host), socket.SOCK_DGRAM)
+        s.bind((host, int(port)))
+        socks.append((host, int(port), s))
+
+    lock = threading.Lock()
+
+    def serve(host, port, s):
+        while True:
+            data, peer = s.recvfrom(65535)
+            with lock:
+                out(proto="udp", dst=host, port=port, peer=peer[0], bytes=len(data))
+
+    for host, port, s in socks:
+        threading.Thread(target=serve, args=(host, port, s), daemon=True).start()
+    print("ready", flush=True)
+    threading.Event().wait()
+
+
+def cmd_send_udp(*targets):
+    for t in targets:
+        host, port = t.rsplit("@", 1)
+        s = socket.socket(family_of(host), socket.SOCK_DGRAM)
+        try:
+            s.sendto(b"\x80\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00", (host, int(port)))
+            res = "sent"
+        except OSError as e:
+            res = "error: %s" % e
+        finally:
+            s.close()
+        out(probe="send-udp", to=host, port=int(port), result=res)
+
+
 def main():
     cmd, args = sys.argv[1], sys.argv[2:]
     {"get": cmd_get, "sink": cmd_sink, "alarm": cmd_alarm, "probes": cmd_probes,
-     "escape": cmd_escape, "dns": cmd_dns}[cmd](*args)
+     "escape": cmd_escape, "dns": cmd_dns, "listen-udp": cmd_listen_udp,
+     "send-udp": cmd_send_udp}[cmd](*args)
 
 
 if __name__ == "__main__":
