@@ -144,7 +144,7 @@ pub async fn run_session(
     // `super::memory`): over the limit, a session that delivers no video
     // is what holds the memory.
     let mut last_video = tokio::time::Instant::now();
-    let mut param_changes = std::collections::VecDeque::new();
+    let mut param_changes = ParameterChanges::default();
     let mut pressure = tokio::time::interval(super::memory::SAMPLE);
     pressure.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -201,35 +201,32 @@ pub async fn run_session(
                 let Some(Some(ti)) = index_of.get(sid).copied() else {
                     continue;
                 };
-                last_video = tokio::time::Instant::now();
-                no_video.as_mut().reset(last_video + read_timeout);
-                if (f.has_new_parameters() || tracks[ti].is_none())
-                    && let Some(codec) = demuxed.streams()[sid].parameters().and_then(video_codec)
-                {
-                    if begun {
-                        // A camera changing its parameter sets all the time
-                        // is broken or hostile: each change is applied and
-                        // reported, and sent before every key frame.
-                        let now = tokio::time::Instant::now();
-                        param_changes.push_back(now);
-                        while param_changes
-                            .front()
-                            .is_some_and(|t| now.duration_since(*t) > PARAMETER_WINDOW)
-                        {
-                            param_changes.pop_front();
+                let offered = (f.has_new_parameters() || tracks[ti].is_none())
+                    .then(|| demuxed.streams()[sid].parameters().map(video_codec))
+                    .flatten();
+                match offered {
+                    Some(Some(codec)) => {
+                        if begun {
+                            param_changes.note(&url)?;
+                            src.publisher.update_video(ti, codec.clone());
                         }
-                        if param_changes.len() > MAX_PARAMETER_CHANGES {
-                            return Err(SourceError::new(
-                                ErrorKind::Protocol,
-                                format!(
-                                    "{url} changed its parameter sets more than {MAX_PARAMETER_CHANGES} times in {}s",
-                                    PARAMETER_WINDOW.as_secs()
-                                ),
-                            ));
-                        }
-                        src.publisher.update_video(ti, codec.clone());
+                        tracks[ti] = Some(Track::Video(codec));
                     }
-                    tracks[ti] = Some(Track::Video(codec));
+                    // Relaying on under the old parameter sets would send
+                    // recorders pictures they cannot decode.
+                    Some(None) if begun => {
+                        return Err(SourceError::new(
+                            ErrorKind::Protocol,
+                            format!("{url} changed to video parameter sets camgate refuses"),
+                        ));
+                    }
+                    _ => {}
+                }
+                // Progress is a frame camgate can relay: frames while the
+                // parameter sets are missing or refused do not count.
+                if tracks.iter().all(Option::is_some) {
+                    last_video = tokio::time::Instant::now();
+                    no_video.as_mut().reset(last_video + read_timeout);
                 }
                 if f.loss() > 0 {
                     src.publisher
@@ -331,6 +328,37 @@ fn begin(src: &mut StreamSource, tracks: &[Option<Track>]) {
 /// camera changing them at every frame).
 const MAX_PARAMETER_CHANGES: usize = 120;
 const PARAMETER_WINDOW: Duration = Duration::from_secs(60);
+
+/// Parameter-set changes in the last [`PARAMETER_WINDOW`] of a session.
+#[derive(Debug, Default)]
+struct ParameterChanges(std::collections::VecDeque<tokio::time::Instant>);
+
+impl ParameterChanges {
+    /// Notes a change; a camera changing its parameter sets all the time is
+    /// broken or hostile (each change is applied, reported and sent before
+    /// every key frame): past [`MAX_PARAMETER_CHANGES`] the session ends.
+    fn note(&mut self, url: &url::Url) -> Result<(), SourceError> {
+        let now = tokio::time::Instant::now();
+        self.0.push_back(now);
+        while self
+            .0
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > PARAMETER_WINDOW)
+        {
+            self.0.pop_front();
+        }
+        if self.0.len() > MAX_PARAMETER_CHANGES {
+            return Err(SourceError::new(
+                ErrorKind::Protocol,
+                format!(
+                    "{url} changed its parameter sets more than {MAX_PARAMETER_CHANGES} times in {}s",
+                    PARAMETER_WINDOW.as_secs()
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
 
 /// Left-out tracks warned about per stream; more get one line in all.
 const MAX_TRACK_WARNINGS: usize = 4;
