@@ -158,7 +158,7 @@ pub async fn run_session(
             }
             _ = pressure.tick() => {
                 let stalled = last_video.elapsed();
-                if src.memory.over() && stalled >= super::memory::STALLED {
+                if src.memory.stall_allowed().is_some_and(|allowed| stalled >= allowed) {
                     return Err(SourceError::new(
                         ErrorKind::Memory,
                         format!(
@@ -610,7 +610,7 @@ async fn timed<T>(
                 ));
             }
             _ = pressure.tick() => {
-                if memory.over() && started.elapsed() >= super::memory::STALLED {
+                if memory.stall_allowed().is_some_and(|allowed| started.elapsed() >= allowed) {
                     return Err(SourceError::new(
                         ErrorKind::Memory,
                         format!(

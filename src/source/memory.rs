@@ -10,7 +10,8 @@
 //! resident memory every [`SAMPLE`], and while it is over the limit every
 //! camera session that has delivered no video frame for [`STALLED`] (the
 //! ones whose bytes are piling up inside retina, or which are stuck in a
-//! huge RTSP message) ends with reason `memory` and reconnects with backoff.
+//! huge RTSP message) ends with reason `memory` and reconnects with backoff;
+//! over twice the limit, [`STALLED_SEVERE`] without video is enough.
 //! Sessions that deliver video are never touched, so a recorder backlog or a
 //! large estate over the limit costs nothing but a warning.
 
@@ -26,6 +27,10 @@ pub const SAMPLE: Duration = Duration::from_millis(200);
 /// A session with no video frame for this long is shed under pressure.
 /// Cameras send at least one frame a second; twice that leaves margin.
 pub const STALLED: Duration = Duration::from_secs(2);
+/// The same over twice the limit: the process is in danger, and a camera
+/// on a fast link fills memory quickly; honest cameras send a frame at
+/// least every half second (2 fps) even at night.
+pub const STALLED_SEVERE: Duration = Duration::from_millis(500);
 /// The smallest automatic limit.
 const MIN_AUTO: u64 = 256 << 20;
 
@@ -34,6 +39,7 @@ const MIN_AUTO: u64 = 256 << 20;
 pub struct Guard {
     limit: u64,
     over: AtomicBool,
+    severe: AtomicBool,
     rss: AtomicU64,
 }
 
@@ -45,6 +51,7 @@ impl Guard {
         Arc::new(Guard {
             limit,
             over: AtomicBool::new(false),
+            severe: AtomicBool::new(false),
             rss: AtomicU64::new(0),
         })
     }
@@ -56,6 +63,18 @@ impl Guard {
     /// Whether the last sample was over the limit.
     pub fn over(&self) -> bool {
         self.over.load(Ordering::Relaxed)
+    }
+
+    /// How long a session may go without video before it is shed: `None`
+    /// under the limit.
+    pub fn stall_allowed(&self) -> Option<Duration> {
+        if self.severe.load(Ordering::Relaxed) {
+            Some(STALLED_SEVERE)
+        } else if self.over() {
+            Some(STALLED)
+        } else {
+            None
+        }
     }
 
     /// The last resident set size read, in bytes.
@@ -84,6 +103,7 @@ impl Guard {
     fn observe(&self, rss: u64) {
         self.rss.store(rss, Ordering::Relaxed);
         let over = rss > self.limit;
+        self.severe.store(rss / 2 > self.limit, Ordering::Relaxed);
         if self.over.swap(over, Ordering::Relaxed) != over {
             let (rss_mib, limit_mib) = (rss >> 20, self.limit >> 20);
             if over {
@@ -154,11 +174,16 @@ mod tests {
         assert_eq!(g.limit(), 100 << 20);
         g.observe(50 << 20);
         assert!(!g.over());
+        assert_eq!(g.stall_allowed(), None);
         g.observe(101 << 20);
         assert!(g.over());
+        assert_eq!(g.stall_allowed(), Some(STALLED));
         assert_eq!(g.rss(), 101 << 20);
+        g.observe(201 << 20);
+        assert_eq!(g.stall_allowed(), Some(STALLED_SEVERE));
         g.observe(99 << 20);
         assert!(!g.over());
+        assert_eq!(g.stall_allowed(), None);
     }
 
     #[test]
