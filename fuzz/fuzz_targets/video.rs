@@ -1,9 +1,11 @@
 //! Camera video: Annex B access units (first byte picks H.264 or H.265)
 //! through the sanitizer, the SPS parsers and the packetizers, as the
 //! publisher runs them on every frame a camera sends; the first units also
-//! as the camera's parameter sets, through their check.
+//! as the camera's parameter sets, through their check; the access unit
+//! through the key frame classifier.
 #![no_main]
 
+use camgate::inspect::access::{Classifier, Picture};
 use camgate::inspect::params;
 use camgate::inspect::sanitize::{self, Policy, Syntax};
 use camgate::media::VideoCodec;
@@ -62,6 +64,16 @@ fuzz_target!(|data: &[u8]| {
             "second check changed the parameter sets"
         );
     }
+    // Key frame decisions on the units, with the parameter sets as an SPS
+    // (H.264 open-GOP recovery points read slice headers with it): an
+    // access unit without a slice is never a picture.
+    let mut classifier = Classifier::new(&codec);
+    let picture = classifier.classify(&units);
+    let has_slice = units.iter().any(|u| match syntax {
+        Syntax::H264 => u.len() > 1 && u.first().is_some_and(|h| matches!(h & 0x1f, 1 | 2 | 5)),
+        Syntax::H265 => u.len() > 2 && u.first().is_some_and(|h| (h >> 1) & 0x3f < 32),
+    });
+    assert_eq!(picture == Picture::None, !has_slice, "picture without a slice");
     let mut sender = TrackSender::new(96, 0, 1400);
     let len: usize = units.iter().map(|u| u.len()).sum();
     let mut w = sender.frame(len, units.len());

@@ -122,8 +122,10 @@ fn h264(nals: &[&[u8]], poc: Option<PocSyntax>, leading_before: &mut Option<u32>
     let mut slice = None;
     let mut recovery = false;
     for nal in nals {
+        // A slice is a header byte and then at least its slice header.
         let Some(&h) = nal.first() else { continue };
         match h & 0x1f {
+            1 | 2 | 5 if nal.len() < 2 => {}
             5 => {
                 *leading_before = None;
                 return Picture::Key;

@@ -129,6 +129,8 @@ fn units_without_a_slice_are_no_picture() {
     let aud: &[u8] = &[0x09, 0xf0];
     let filler: &[u8] = &[0x0c, 0xff, 0xff, 0x80];
     assert_eq!(c.classify(&[aud, filler]), Picture::None);
+    // A slice header byte with nothing after it.
+    assert_eq!(c.classify(&[aud, &[0x65]]), Picture::None);
     assert_eq!(c.classify(&[aud, &[0x65, 0x88]]), Picture::Key);
     assert_eq!(c.classify(&[aud, &[0x41, 0x9a]]), Picture::Delta);
 }
