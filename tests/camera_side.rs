@@ -460,3 +460,67 @@ async fn delimiter_only_access_units_are_not_relayed() {
     );
     app.stop().await;
 }
+
+/// retina 0.4.21 panics on an H.265 parameter set over 65,535 bytes (it
+/// cannot put it in the MP4 sample entry camgate asks for). The camera
+/// session is supervised: the panic ends that session like any failure,
+/// counted as `reason="panic"` and retried with backoff, while another
+/// camera's recorder plays on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retina_panic_ends_only_that_session_and_is_retried() {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let stream = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/assets/test/open-gop.h265"
+    ))
+    .unwrap();
+    // The clip's VPS, SPS and PPS (first three units), the SPS followed
+    // by 70,000 bytes of trailing data.
+    let mut nals = Vec::new();
+    let mut i = 0;
+    let mut start = None;
+    while i + 3 <= stream.len() && nals.len() < 4 {
+        if stream[i..i + 3] == [0, 0, 1] {
+            if let Some(s) = start {
+                let mut end = i;
+                while end > s && stream[end - 1] == 0 {
+                    end -= 1;
+                }
+                nals.push(stream[s..end].to_vec());
+            }
+            start = Some(i + 3);
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    let (vps, mut sps, pps) = (nals[0].clone(), nals[1].clone(), nals[2].clone());
+    sps.extend(std::iter::repeat_n(0x55u8, 70_000));
+    let format = format!(
+        "a=rtpmap:96 H265/90000\r\na=fmtp:96 sprop-vps={}; sprop-sps={}; sprop-pps={}\r\n",
+        b64.encode(&vps),
+        b64.encode(&sps),
+        b64.encode(&pps)
+    );
+    let bad = ScriptedCamera::start_with(Options {
+        video_format: Some(Box::leak(format.into_boxed_str())),
+        ..Options::default()
+    })
+    .await;
+    let good = ScriptedCamera::start().await;
+    let config = format!(
+        "{}\n{}\n[[device]]\nid = \"good\"\nhost = \"127.0.0.1\"\nrtsp_port = {}\n[device.streams]\nmain = \"/Streaming/Channels/101\"\n",
+        base_config(""),
+        camera_device(bad.addr.port(), ""),
+        good.addr.port()
+    );
+    let app = spawn_app(&config, &[]).await;
+    await_reconnects(&app, "cam", "panic", 2.0, Duration::from_secs(15)).await;
+    let session = retina_play(&app.bare_url("good/main"), NVR_USER, NVR_PASS, false)
+        .await
+        .unwrap();
+    let seen = retina_frames(session, Duration::from_secs(5), 25).await;
+    assert_eq!(seen.video_frames, 25, "{seen:?}");
+    app.stop().await;
+}

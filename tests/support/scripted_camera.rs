@@ -66,6 +66,9 @@ pub struct Options {
     /// access unit delimiter (17-byte packets, marker set), one per frame
     /// time: what a depacketizer might call key frames.
     pub aud_only_after: Option<usize>,
+    /// Replaces the video track's `a=rtpmap` and `a=fmtp` lines (another
+    /// codec, hostile parameter sets).
+    pub video_format: Option<&'static str>,
 }
 
 impl Default for Options {
@@ -81,6 +84,7 @@ impl Default for Options {
             sdp_extra: "",
             endless_describe: None,
             aud_only_after: None,
+            video_format: None,
         }
     }
 }
@@ -189,11 +193,16 @@ async fn serve(s: TcpStream, addr: SocketAddr, opts: Options) {
     } else {
         String::new()
     };
+    let format = match opts.video_format {
+        Some(f) => f.to_string(),
+        None => format!(
+            "a=rtpmap:96 H264/90000\r\na=fmtp:96 profile-level-id=420029; packetization-mode=1{sprop}\r\n"
+        ),
+    };
     let sdp = format!(
         "v=0\r\no=- 1109162014219182 1109162014219192 IN IP4 10.20.0.11\r\ns=Media Presentation\r\ne=NONE\r\nb=AS:5100\r\nt=0 0\r\n\
          a=control:rtsp://{addr}/Streaming/Channels/101/\r\nm=video 0 RTP/AVP 96\r\nc=IN IP4 0.0.0.0\r\nb=AS:5000\r\na=recvonly\r\n\
-         a=x-dimensions:1280,720\r\na=control:rtsp://{addr}/Streaming/Channels/101/trackID=1\r\na=rtpmap:96 H264/90000\r\n\
-         a=fmtp:96 profile-level-id=420029; packetization-mode=1{sprop}\r\n\
+         a=x-dimensions:1280,720\r\na=control:rtsp://{addr}/Streaming/Channels/101/trackID=1\r\n{format}\
          a=Media_header:MEDIAINFO=494D4B48010300000400000100000000000000000000000000000000000000000000000000000000;\r\n\
          a=appversion:1.0\r\n{extra}{}",
         opts.sdp_extra
