@@ -120,7 +120,7 @@ fn h265(nals: &[&[u8]]) -> Picture {
 
 fn h264(nals: &[&[u8]], poc: Option<PocSyntax>, leading_before: &mut Option<u32>) -> Picture {
     let mut slice = None;
-    let mut recovery = false;
+    let mut has_sei = false;
     for nal in nals {
         // A slice is a header byte and then at least its slice header.
         let Some(&h) = nal.first() else { continue };
@@ -131,7 +131,7 @@ fn h264(nals: &[&[u8]], poc: Option<PocSyntax>, leading_before: &mut Option<u32>
                 return Picture::Key;
             }
             1 | 2 if slice.is_none() => slice = Some(*nal),
-            6 if poc.is_some() && slice.is_none() => recovery |= recovery_point_now(nal),
+            6 => has_sei = true,
             _ => {}
         }
     }
@@ -141,6 +141,17 @@ fn h264(nals: &[&[u8]], poc: Option<PocSyntax>, leading_before: &mut Option<u32>
     let Some(poc) = poc else {
         return Picture::Delta;
     };
+    // Only a recovery point makes this a key frame, and only a key frame
+    // whose leading pictures may still follow makes it leading: most
+    // pictures need neither the SEI nor the slice header parsed.
+    let recovery = has_sei
+        && nals
+            .iter()
+            .filter(|n| n.first().is_some_and(|h| h & 0x1f == 6))
+            .any(|n| recovery_point_now(n));
+    if !recovery && leading_before.is_none() {
+        return Picture::Delta;
+    }
     let Ok(header) = slice_header(slice, poc) else {
         return Picture::Delta;
     };
