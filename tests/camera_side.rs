@@ -11,6 +11,19 @@ use support::scripted_camera::{Options, ScriptedCamera};
 use support::*;
 use tokio::io::AsyncReadExt;
 
+/// A scripted camera with `opts` and camgate pulling it as device `cam`
+/// (`extra_rtsp` goes into `[rtsp]`).
+async fn relayed(opts: Options, extra_rtsp: &str) -> (ScriptedCamera, TestApp) {
+    let cam = ScriptedCamera::start_with(opts).await;
+    let config = format!(
+        "{}\n{}",
+        base_config(extra_rtsp),
+        camera_device(cam.addr.port(), "")
+    );
+    let app = spawn_app(&config, &[]).await;
+    (cam, app)
+}
+
 fn camera_device(port: u16, extra: &str) -> String {
     format!(
         "[[device]]\nid = \"cam\"\nhost = \"127.0.0.1\"\nrtsp_port = {port}\n{extra}\n[device.streams]\nmain = \"/Streaming/Channels/101\"\n"
@@ -274,18 +287,15 @@ async fn sender_reports_map_wall_clock_to_rtp_time() {
 /// live-looking stream that sends nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_camera_whose_video_stops_is_reconnected_though_rtcp_goes_on() {
-    let cam = ScriptedCamera::start_with(Options {
-        stall_after: Some(25),
-        ..Options::default()
-    })
-    .await;
     // base_config sets [camera] read_timeout_secs = 5.
-    let config = format!(
-        "{}\n{}",
-        base_config(""),
-        camera_device(cam.addr.port(), "")
-    );
-    let app = spawn_app(&config, &[]).await;
+    let (_cam, app) = relayed(
+        Options {
+            stall_after: Some(25),
+            ..Options::default()
+        },
+        "",
+    )
+    .await;
     await_reconnects(&app, "cam", "timeout", 1.0, Duration::from_secs(25)).await;
     app.stop().await;
 }
@@ -296,19 +306,16 @@ async fn a_camera_whose_video_stops_is_reconnected_though_rtcp_goes_on() {
 /// timeout, counted as `reason="closed"`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rtcp_bye_ends_the_camera_session() {
-    let cam = ScriptedCamera::start_with(Options {
-        bye_after: Some(10),
-        ..Options::default()
-    })
-    .await;
     // base_config sets [camera] read_timeout_secs = 5: a reconnect well
     // before that comes from the BYE.
-    let config = format!(
-        "{}\n{}",
-        base_config(""),
-        camera_device(cam.addr.port(), "")
-    );
-    let app = spawn_app(&config, &[]).await;
+    let (_cam, app) = relayed(
+        Options {
+            bye_after: Some(10),
+            ..Options::default()
+        },
+        "",
+    )
+    .await;
     await_reconnects(&app, "cam", "closed", 1.0, Duration::from_secs(4)).await;
     app.stop().await;
 }
@@ -318,17 +325,14 @@ async fn rtcp_bye_ends_the_camera_session() {
 /// a minute.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parameter_set_churn_ends_the_session() {
-    let cam = ScriptedCamera::start_with(Options {
-        churn_sps: true,
-        ..Options::default()
-    })
+    let (_cam, app) = relayed(
+        Options {
+            churn_sps: true,
+            ..Options::default()
+        },
+        "",
+    )
     .await;
-    let config = format!(
-        "{}\n{}",
-        base_config(""),
-        camera_device(cam.addr.port(), "")
-    );
-    let app = spawn_app(&config, &[]).await;
     await_reconnects(&app, "cam", "protocol", 1.0, Duration::from_secs(15)).await;
     app.stop().await;
 }
@@ -338,17 +342,14 @@ async fn parameter_set_churn_ends_the_session() {
 /// waits, and plays from the first key frame after the reconnect.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recorder_joining_a_stalled_stream_waits_for_it() {
-    let cam = ScriptedCamera::start_with(Options {
-        stall_after: Some(25),
-        ..Options::default()
-    })
+    let (cam, app) = relayed(
+        Options {
+            stall_after: Some(25),
+            ..Options::default()
+        },
+        "recorder_max_lag_secs = 1",
+    )
     .await;
-    let config = format!(
-        "{}\n{}",
-        base_config("recorder_max_lag_secs = 1"),
-        camera_device(cam.addr.port(), "")
-    );
-    let app = spawn_app(&config, &[]).await;
     // 1 s of video, then the stall; join 2.5 s in (read timeout 5 s).
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(cam.connections.load(Ordering::SeqCst), 1);
@@ -437,17 +438,14 @@ async fn a_hostile_sdp_cannot_flood_or_forge_the_log() {
 /// stands behind it. Either way no recorder gets anything for them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delimiter_only_access_units_are_not_relayed() {
-    let cam = ScriptedCamera::start_with(Options {
-        aud_only_after: Some(30),
-        ..Options::default()
-    })
+    let (_cam, app) = relayed(
+        Options {
+            aud_only_after: Some(30),
+            ..Options::default()
+        },
+        "",
+    )
     .await;
-    let config = format!(
-        "{}\n{}",
-        base_config(""),
-        camera_device(cam.addr.port(), "")
-    );
-    let app = spawn_app(&config, &[]).await;
     let session = retina_play(&app.bare_url("cam/main"), NVR_USER, NVR_PASS, false)
         .await
         .unwrap();

@@ -1218,3 +1218,41 @@ async fn a_camera_stalling_mid_binary_answer_closes_the_recorders_connection() {
     assert_eq!(body, String::from_utf8_lossy(&fake_camera::snapshot()));
     app.stop().await;
 }
+
+/// On an endpoint not known to name URIs, an answer the camera calls
+/// binary is sniffed: markup or JSON is read and checked like text (a
+/// foreign URL refused, the camera's address rewritten), while a real
+/// image passes untouched even with URL-like bytes inside.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn markup_a_camera_calls_binary_is_checked_like_text() {
+    let (app, cam, api) = scripted_setup("hikvision", "/Streaming/Channels/101", "").await;
+    let path = "/cam/ISAPI/Streaming/channels/101/picture";
+    let auth = [("Authorization", basic())];
+    let auth: Vec<(&str, &str)> = auth.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    for ct in ["image/jpeg", "application/octet-stream"] {
+        for body in [
+            "<?xml version=\"1.0\"?><Event><url>rtsp://10.9.9.9/x</url></Event>".to_string(),
+            " \r\n{\"url\":\"http://evil.example/x\"}".to_string(),
+        ] {
+            cam.set(ApiReply::ok(ct, body.clone()));
+            let (st, _, got) = http(api, "GET", path, &auth).await;
+            assert_eq!(st, 502, "{ct} {body}: {got}");
+        }
+        cam.set(ApiReply::ok(
+            ct,
+            format!("<Event><url>http://{CAM_IP}/ISAPI/x</url></Event>"),
+        ));
+        let (st, _, got) = http(api, "GET", path, &auth).await;
+        assert_eq!(st, 200, "{got}");
+        assert!(!got.contains(CAM_IP), "{got}");
+    }
+    let mut jpeg = fake_camera::snapshot().to_vec();
+    jpeg.extend_from_slice(b"http://evil.example/exif");
+    cam.set(ApiReply::ok("image/jpeg", jpeg.clone()));
+    let (st, _, got) = http(api, "GET", path, &auth).await;
+    assert_eq!(st, 200);
+    assert_eq!(got, String::from_utf8_lossy(&jpeg));
+    let metrics = http(app.admin, "GET", "/metrics", &[]).await.2;
+    assert!(upstream_errors(&metrics, "foreign_url") >= 4.0, "{metrics}");
+    app.stop().await;
+}

@@ -128,6 +128,17 @@ pub fn is_textual(ct: &str) -> bool {
     ct.contains("xml") || ct.contains("json") || ct.starts_with("text/") || ct.is_empty()
 }
 
+/// Whether the first bytes of an answer the camera called binary are
+/// markup or JSON (after an optional UTF-8 byte order mark and
+/// whitespace): such an answer is read and checked like text. Images,
+/// video and archives start otherwise.
+pub fn looks_textual(first: &[u8]) -> bool {
+    let b = first.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(first);
+    b.iter()
+        .find(|c| !c.is_ascii_whitespace())
+        .is_some_and(|c| matches!(c, b'<' | b'{' | b'['))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,6 +146,18 @@ mod tests {
 
     fn h(path: &str, onvif: bool) -> Handling {
         handling(&normalize::target(path).unwrap(), onvif)
+    }
+
+    #[test]
+    fn markup_called_binary_is_sniffed() {
+        assert!(looks_textual(b"<?xml version=\"1.0\"?><a/>"));
+        assert!(looks_textual(b"\xEF\xBB\xBF \r\n<Envelope/>"));
+        assert!(looks_textual(b"{\"url\":\"rtsp://evil/\"}"));
+        assert!(looks_textual(b"\t[1]"));
+        assert!(!looks_textual(b"\xFF\xD8\xFF\xE0JFIF"));
+        assert!(!looks_textual(b"\x00\x00\x00\x18ftypmp42"));
+        assert!(!looks_textual(b"   "));
+        assert!(!looks_textual(b""));
     }
 
     #[test]

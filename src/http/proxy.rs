@@ -741,7 +741,28 @@ impl Proxy {
                 .body(BodyExt::boxed(StreamBody::new(stream)))
                 .unwrap_or_else(|_| plain(StatusCode::BAD_GATEWAY, "bad response"));
         }
+        // An answer the camera calls binary on an endpoint that is not known
+        // to name URIs: its first bytes decide. Markup or JSON is read and
+        // checked like text (a camera cannot slip a foreign URL past the
+        // audit by calling its XML an image).
+        let mut body = body;
+        let mut first: Option<Bytes> = None;
         if by_type && !answer::is_textual(&ct) {
+            let idle = Duration::from_secs(self.cfg.timeout_secs);
+            match tokio::time::timeout(idle, body.frame()).await {
+                Ok(Some(Ok(frame))) => first = frame.into_data().ok(),
+                Ok(None) => first = Some(Bytes::new()),
+                Ok(Some(Err(_))) | Err(_) => {
+                    self.metrics.http_upstream_error(&dev, "protocol");
+                    return plain(
+                        StatusCode::BAD_GATEWAY,
+                        "the camera's answer was too large or too slow",
+                    );
+                }
+            }
+        }
+        let sniffed_text = first.as_deref().is_some_and(answer::looks_textual);
+        if by_type && !answer::is_textual(&ct) && !sniffed_text {
             // Images and other binary answers pass as they are, but a camera
             // that stalls mid-body does not hold the recorder: past
             // `timeout_secs` without a byte the body fails, which closes the
@@ -752,18 +773,22 @@ impl Proxy {
             }
             let idle = Duration::from_secs(self.cfg.timeout_secs);
             let metrics = self.metrics.clone();
-            let stream = futures::stream::unfold(Some(body), move |body| {
+            let stream = futures::stream::unfold((first, Some(body)), move |(first, body)| {
                 let (bytes, metrics, dev) = (bytes.clone(), metrics.clone(), dev.clone());
                 async move {
+                    if let Some(d) = first.filter(|d| !d.is_empty()) {
+                        bytes.inc_by(d.len() as u64);
+                        return Some((Ok(Frame::data(d)), (None, body)));
+                    }
                     let mut body = body?;
                     match tokio::time::timeout(idle, body.frame()).await {
                         Ok(Some(Ok(frame))) => {
                             if let Some(d) = frame.data_ref() {
                                 bytes.inc_by(d.len() as u64);
                             }
-                            Some((Ok(frame), Some(body)))
+                            Some((Ok(frame), (None, Some(body))))
                         }
-                        Ok(Some(Err(e))) => Some((Err(Box::new(e) as BoxError), None)),
+                        Ok(Some(Err(e))) => Some((Err(Box::new(e) as BoxError), (None, None))),
                         Ok(None) => None,
                         Err(_) => {
                             metrics.http_upstream_error(&dev, "timeout");
@@ -776,7 +801,7 @@ impl Proxy {
                                 std::io::ErrorKind::TimedOut,
                                 "the camera stalled mid-answer",
                             );
-                            Some((Err(Box::new(e) as BoxError), None))
+                            Some((Err(Box::new(e) as BoxError), (None, None)))
                         }
                     }
                 }
@@ -788,14 +813,20 @@ impl Proxy {
         if let Err(why) = answer::check_headers(&parts.headers) {
             return self.refuse(&dev, &Refused::Unrewritable(why));
         }
-        let limit = self.cfg.max_response_bytes;
+        let first = first.unwrap_or_default();
+        let limit = self.cfg.max_response_bytes.saturating_sub(first.len());
         let collected = tokio::time::timeout(
             Duration::from_secs(self.cfg.timeout_secs),
             Limited::new(body, limit).collect(),
         )
         .await;
         let data = match collected {
-            Ok(Ok(c)) => c.to_bytes(),
+            Ok(Ok(c)) if first.is_empty() => c.to_bytes(),
+            Ok(Ok(c)) => {
+                let mut all = first.to_vec();
+                all.extend_from_slice(&c.to_bytes());
+                Bytes::from(all)
+            }
             _ => {
                 self.metrics.http_upstream_error(&dev, "protocol");
                 return plain(

@@ -177,7 +177,7 @@ fn h264(nals: &[&[u8]], poc: Option<PocSyntax>, leading_before: &mut Option<u32>
 /// Whether an SEI NAL unit holds a recovery point with
 /// `recovery_frame_cnt = 0` (H.264 D.1.8: the picture itself is exact).
 fn recovery_point_now(nal: &[u8]) -> bool {
-    let rbsp = bits::rbsp(nal.get(1..).unwrap_or_default());
+    let rbsp = bits::rbsp_cow(nal.get(1..).unwrap_or_default());
     let mut i = 0;
     // sei_message()s until the trailing bits (§7.3.2.3.1).
     while i < rbsp.len() && !(rbsp[i] == 0x80 && i + 1 == rbsp.len()) {
@@ -218,7 +218,7 @@ struct SliceHeader {
 fn slice_header(nal: &[u8], poc: PocSyntax) -> Result<SliceHeader, OutOfData> {
     // A slice header's first fields fit in a few dozen bytes.
     let head = nal.get(1..nal.len().min(64)).ok_or(OutOfData)?;
-    let rbsp = bits::rbsp(head);
+    let rbsp = bits::rbsp_cow(head);
     let mut r = BitReader::new(&rbsp);
     let _first_mb = r.ue()?;
     let slice_type = r.ue()?;

@@ -141,9 +141,11 @@ pub async fn run_session(
     let no_video = tokio::time::sleep(read_timeout);
     tokio::pin!(no_video);
     // The memory guard's verdict is read at its own pace (see
-    // `super::memory`): over the limit, a session that delivers no video
-    // is what holds the memory.
-    let mut last_video = tokio::time::Instant::now();
+    // `super::memory`): over the limit, a session whose video frames stop
+    // completing is what holds the memory. Any complete frame counts (one
+    // waiting for parameter sets too: retina holds nothing for it), and a
+    // camera that usually leaves long gaps between frames is given them.
+    let mut frames = super::memory::Cadence::new();
     let mut param_changes = ParameterChanges::default();
     let mut pressure = tokio::time::interval(super::memory::SAMPLE);
     pressure.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -157,8 +159,8 @@ pub async fn run_session(
                 continue;
             }
             _ = pressure.tick() => {
-                let stalled = last_video.elapsed();
-                if src.memory.stall_allowed().is_some_and(|allowed| stalled >= allowed) {
+                let stalled = frames.since_last();
+                if src.memory.sheds(stalled, frames.usual_gap()) {
                     return Err(SourceError::new(
                         ErrorKind::Memory,
                         format!(
@@ -201,6 +203,7 @@ pub async fn run_session(
                 let Some(Some(ti)) = index_of.get(sid).copied() else {
                     continue;
                 };
+                frames.frame();
                 let offered = (f.has_new_parameters() || tracks[ti].is_none())
                     .then(|| demuxed.streams()[sid].parameters().map(video_codec))
                     .flatten();
@@ -225,8 +228,9 @@ pub async fn run_session(
                 // Progress is a frame camgate can relay: frames while the
                 // parameter sets are missing or refused do not count.
                 if tracks.iter().all(Option::is_some) {
-                    last_video = tokio::time::Instant::now();
-                    no_video.as_mut().reset(last_video + read_timeout);
+                    no_video
+                        .as_mut()
+                        .reset(tokio::time::Instant::now() + read_timeout);
                 }
                 if f.loss() > 0 {
                     src.publisher
@@ -610,7 +614,7 @@ async fn timed<T>(
                 ));
             }
             _ = pressure.tick() => {
-                if memory.stall_allowed().is_some_and(|allowed| started.elapsed() >= allowed) {
+                if memory.sheds(started.elapsed(), Duration::ZERO) {
                     return Err(SourceError::new(
                         ErrorKind::Memory,
                         format!(

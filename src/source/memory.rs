@@ -1,19 +1,21 @@
-//! The memory guard: a hard ceiling on what hostile cameras can make
-//! camgate hold.
+//! The memory guard: a ceiling on what hostile cameras can make camgate
+//! hold.
 //!
 //! retina buffers an access unit until it ends, and its RTSP parser reads a
 //! message of any length, with no hook to cap either (an upstream change
 //! would need a maximum access unit size on its depacketizers and
 //! `max_message_size` exposed in `SessionOptions`). The video-progress
 //! watchdog bounds that memory by time (`read_timeout_secs` of the camera's
-//! link rate); this guard bounds it by size: a sampler reads the process's
-//! resident memory every [`SAMPLE`], and while it is over the limit every
-//! camera session that has delivered no video frame for [`STALLED`] (the
-//! ones whose bytes are piling up inside retina, or which are stuck in a
-//! huge RTSP message) ends with reason `memory` and reconnects with backoff;
-//! over twice the limit, [`STALLED_SEVERE`] without video is enough.
-//! Sessions that deliver video are never touched, so a recorder backlog or a
-//! large estate over the limit costs nothing but a warning.
+//! link rate); this guard bounds it by size. A sampler reads the process's
+//! resident memory every [`SAMPLE`]; while it is over the limit, every
+//! camera session that has completed no video frame for [`STALLED`] (the
+//! ones whose bytes pile up inside retina, or which are stuck in a huge
+//! RTSP message) ends with reason `memory` and reconnects with backoff.
+//! Over twice the limit, [`STALLED_SEVERE`] is enough. A camera whose
+//! frames usually come further apart is given twice its longest gap, up
+//! to 8 s (4 s over twice the limit). Sessions that deliver video are
+//! never touched, so a recorder backlog or a large estate over the limit
+//! costs nothing but a warning.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -31,6 +33,11 @@ pub const STALLED: Duration = Duration::from_secs(2);
 /// on a fast link fills memory quickly; honest cameras send a frame at
 /// least every half second (2 fps) even at night.
 pub const STALLED_SEVERE: Duration = Duration::from_millis(500);
+/// The most a camera's usual gap between frames can extend those two:
+/// an honest low-frame-rate camera keeps its session, a hostile one that
+/// spaced its frames out first gains no more than this.
+const GAP_CAP: Duration = Duration::from_secs(8);
+const GAP_CAP_SEVERE: Duration = Duration::from_secs(4);
 /// The smallest automatic limit.
 const MIN_AUTO: u64 = 256 << 20;
 
@@ -65,16 +72,19 @@ impl Guard {
         self.over.load(Ordering::Relaxed)
     }
 
-    /// How long a session may go without video before it is shed: `None`
-    /// under the limit.
-    pub fn stall_allowed(&self) -> Option<Duration> {
-        if self.severe.load(Ordering::Relaxed) {
-            Some(STALLED_SEVERE)
+    /// Whether a session that has completed no video frame for `stalled`
+    /// is shed now. Under the limit, never; over it, after [`STALLED`]
+    /// ([`STALLED_SEVERE`] over twice the limit), or twice the camera's
+    /// `usual_gap` between frames when longer (up to a cap).
+    pub fn sheds(&self, stalled: Duration, usual_gap: Duration) -> bool {
+        let (floor, cap) = if self.severe.load(Ordering::Relaxed) {
+            (STALLED_SEVERE, GAP_CAP_SEVERE)
         } else if self.over() {
-            Some(STALLED)
+            (STALLED, GAP_CAP)
         } else {
-            None
-        }
+            return false;
+        };
+        stalled >= floor.max((usual_gap * 2).min(cap))
     }
 
     /// The last resident set size read, in bytes.
@@ -116,6 +126,50 @@ impl Guard {
                 info!(rss_mib, limit_mib, "memory back under the camera limit");
             }
         }
+    }
+}
+
+/// When a session's video frames complete, for [`Guard::sheds`].
+#[derive(Debug)]
+pub struct Cadence {
+    last: tokio::time::Instant,
+    /// The longest gap between two frames so far (none before the second).
+    longest: Duration,
+    frames: u64,
+}
+
+impl Cadence {
+    pub fn new() -> Cadence {
+        Cadence {
+            last: tokio::time::Instant::now(),
+            longest: Duration::ZERO,
+            frames: 0,
+        }
+    }
+
+    /// A video frame completed.
+    pub fn frame(&mut self) {
+        let now = tokio::time::Instant::now();
+        if self.frames > 0 {
+            self.longest = self.longest.max(now.duration_since(self.last));
+        }
+        self.frames += 1;
+        self.last = now;
+    }
+
+    pub fn since_last(&self) -> Duration {
+        self.last.elapsed()
+    }
+
+    /// The longest gap seen between frames (a low-frame-rate camera's).
+    pub fn usual_gap(&self) -> Duration {
+        self.longest
+    }
+}
+
+impl Default for Cadence {
+    fn default() -> Self {
+        Cadence::new()
     }
 }
 
@@ -174,16 +228,25 @@ mod tests {
         assert_eq!(g.limit(), 100 << 20);
         g.observe(50 << 20);
         assert!(!g.over());
-        assert_eq!(g.stall_allowed(), None);
+        let s = Duration::from_secs;
+        assert!(!g.sheds(s(100), Duration::ZERO));
         g.observe(101 << 20);
         assert!(g.over());
-        assert_eq!(g.stall_allowed(), Some(STALLED));
         assert_eq!(g.rss(), 101 << 20);
+        assert!(!g.sheds(Duration::from_millis(1999), Duration::ZERO));
+        assert!(g.sheds(STALLED, Duration::ZERO));
+        // A camera at one frame every 3 s keeps 6 s; at one a minute, 8 s.
+        assert!(!g.sheds(s(5), s(3)));
+        assert!(g.sheds(s(6), s(3)));
+        assert!(!g.sheds(s(7), s(60)));
+        assert!(g.sheds(s(8), s(60)));
         g.observe(201 << 20);
-        assert_eq!(g.stall_allowed(), Some(STALLED_SEVERE));
+        assert!(g.sheds(STALLED_SEVERE, Duration::ZERO));
+        assert!(!g.sheds(STALLED_SEVERE, Duration::from_millis(400)));
+        assert!(g.sheds(s(4), s(60)));
         g.observe(99 << 20);
         assert!(!g.over());
-        assert_eq!(g.stall_allowed(), None);
+        assert!(!g.sheds(s(100), Duration::ZERO));
     }
 
     #[test]
