@@ -14,6 +14,9 @@
 //!   RASL pictures (8, 9) reference pictures before their IRAP: a decoder
 //!   that starts at that IRAP cannot decode them (§8.1.3 NoRaslOutputFlag),
 //!   so they are [`Picture::Leading`], to be dropped by whoever starts there.
+//!   RADL pictures (6, 7) are leading too but decodable from the IRAP
+//!   ([`Picture::DecodableLeading`]): delivered, and they do not end the
+//!   leading pictures (RASL and RADL may interleave, §7.4.2.2).
 //! - **H.264** (ITU-T H.264 §7.4.1.2.4, D.2.8): an IDR picture (type 5) is a
 //!   key frame; so is an I picture carrying a recovery point SEI with
 //!   `recovery_frame_cnt = 0` (x264's `open-gop`), when the SPS uses
@@ -40,6 +43,10 @@ pub enum Picture {
     /// A leading picture of the latest key frame that needs pictures from
     /// before it: undecodable for a decoder that started at that key frame.
     Leading,
+    /// A leading picture that references nothing before its key frame
+    /// (H.265 RADL): decodable by anyone, and more [`Picture::Leading`]
+    /// ones may follow it.
+    DecodableLeading,
     /// Any other picture.
     Delta,
     /// No slice: nothing a decoder would show.
@@ -112,6 +119,7 @@ fn h265(nals: &[&[u8]]) -> Picture {
         return match t {
             16..=21 => Picture::Key,
             8 | 9 => Picture::Leading,
+            6 | 7 => Picture::DecodableLeading,
             _ => Picture::Delta,
         };
     }

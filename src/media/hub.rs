@@ -33,6 +33,9 @@ pub enum FrameKind {
     /// before it (an H.265 RASL picture, or an H.264 open-GOP B frame): a
     /// recorder that started at that key frame skips it.
     Leading,
+    /// A leading picture every recorder can decode (H.265 RADL): sent to
+    /// all, and more [`FrameKind::Leading`] ones may follow it.
+    DecodableLeading,
     Audio,
     /// An ONVIF metadata document.
     Metadata,
@@ -571,6 +574,7 @@ impl Skip {
             }
             _ if self.need_key => true,
             FrameKind::Leading => self.leading,
+            FrameKind::DecodableLeading => false,
             FrameKind::Delta => {
                 self.leading = false;
                 false

@@ -269,6 +269,7 @@ impl Publisher {
                     _ if self.awaiting_key => return Err(Skip::AwaitingKey),
                     Picture::Leading if self.skip_leading => return Err(Skip::Leading),
                     Picture::Leading => FrameKind::Leading,
+                    Picture::DecodableLeading => FrameKind::DecodableLeading,
                     Picture::Delta => FrameKind::Delta,
                 };
                 if kind == FrameKind::Key {
@@ -323,7 +324,13 @@ impl Publisher {
         t.last = Some((ts, now));
         let key = kind == FrameKind::Key;
         if let Some(i) = &mut self.inspect {
-            let video = matches!(kind, FrameKind::Key | FrameKind::Delta | FrameKind::Leading);
+            let video = matches!(
+                kind,
+                FrameKind::Key
+                    | FrameKind::Delta
+                    | FrameKind::Leading
+                    | FrameKind::DecodableLeading
+            );
             let found = i
                 .monitor
                 .frame(f.track, video, key, f.pts, f.data.len(), now);
@@ -736,6 +743,14 @@ mod tests {
         let rasl: &[u8] = &[8 << 1, 1, 0xaf];
         let published = p.push(&au(&[aud, cra], false)).unwrap();
         assert_eq!(published.kind, FrameKind::Key);
+        assert_eq!(p.push(&au(&[rasl], false)), Err(Skip::Leading));
+        // A RADL picture between them is decodable: relayed, and the RASL
+        // after it still dropped.
+        let radl: &[u8] = &[7 << 1, 1, 0xaf];
+        assert_eq!(
+            p.push(&au(&[radl], false)).unwrap().kind,
+            FrameKind::DecodableLeading
+        );
         assert_eq!(p.push(&au(&[rasl], false)), Err(Skip::Leading));
         assert_eq!(p.push(&au(&[trail], false)).unwrap().kind, FrameKind::Delta);
         p.push(&au(&[cra], false)).unwrap();

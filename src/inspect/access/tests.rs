@@ -48,6 +48,7 @@ fn letters(p: &[Picture]) -> String {
         .map(|p| match p {
             Picture::Key => 'K',
             Picture::Leading => 'L',
+            Picture::DecodableLeading => 'R',
             Picture::Delta => 'd',
             Picture::None => '-',
         })

@@ -325,6 +325,32 @@ async fn a_joiner_at_a_key_frame_skips_its_leading_pictures_others_keep_them() {
 }
 
 #[tokio::test]
+async fn decodable_leading_pictures_reach_joiners_and_do_not_end_the_leading_ones() {
+    let hub = hub(1 << 20, 1 << 20);
+    hub.publish(frame(FrameKind::Key, 10));
+    let mut s = hub.subscribe();
+    for k in [
+        FrameKind::DecodableLeading,
+        FrameKind::Leading,
+        FrameKind::DecodableLeading,
+        FrameKind::Delta,
+    ] {
+        hub.publish(frame(k, 10));
+    }
+    let mut out = Vec::new();
+    s.next_batch(&mut out, usize::MAX).await.unwrap();
+    assert_eq!(
+        kinds(&out),
+        [
+            FrameKind::Key,
+            FrameKind::DecodableLeading,
+            FrameKind::DecodableLeading,
+            FrameKind::Delta
+        ]
+    );
+}
+
+#[tokio::test]
 async fn a_key_frame_over_the_cache_limit_is_not_cached() {
     let hub = hub(1 << 20, 100);
     hub.publish(frame(FrameKind::Key, 50));
