@@ -190,7 +190,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             .map(|d| (d.config.clone(), d.identity.clone()))
             .collect();
         if !cameras.is_empty() {
-            tracker.spawn(crate::inspect::probe::run(
+            tracker.spawn(crate::fingerprint::probe::run(
                 cameras,
                 Duration::from_secs(config.inspect.probe_interval_secs),
                 Duration::from_secs(config.inspect.probe_timeout_secs),

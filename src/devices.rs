@@ -79,7 +79,7 @@ pub struct DeviceEntry {
     pub config: Arc<Device>,
     pub streams: Vec<StreamEntry>,
     /// Fingerprinting results.
-    pub identity: Arc<crate::inspect::identity::IdentityCell>,
+    pub identity: Arc<crate::fingerprint::identity::IdentityCell>,
 }
 
 impl DeviceEntry {
@@ -112,7 +112,7 @@ impl Registry {
             });
             metrics.device(d.id.as_str(), d.vendor.as_str(), deadline);
             let entry = DeviceEntry {
-                identity: Arc::new(crate::inspect::identity::IdentityCell::new(
+                identity: Arc::new(crate::fingerprint::identity::IdentityCell::new(
                     d.id.as_str(),
                     d.vendor.as_str(),
                     metrics.clone(),

@@ -431,7 +431,7 @@ pub async fn from_probes(config: &Config, timeout: Duration) -> Value {
                 }
             };
             if let Some(r) =
-                crate::inspect::probe::probe(&d.config, timeout, &tracker, &cancel).await
+                crate::fingerprint::probe::probe(&d.config, timeout, &tracker, &cancel).await
             {
                 d.identity.probed(r);
             }

@@ -15,7 +15,8 @@
 //! - [`http`]: the camera HTTP API proxy and its policy.
 //! - [`metrics`]: Prometheus families and pre-resolved handles; [`admin`]: `/metrics`, health, JSON API, status page;
 //!   [`status`]: the per-device view they show.
-//! - [`inspect`]: codec facts, sanitizing, change detection, fingerprinting; [`inventory`]: the removal inventory command.
+//! - [`inspect`]: per-frame code: key frames, codec facts, parameter sets, sanitizing, change detection.
+//! - [`fingerprint`]: what each device is (evidence from its answers, the vote, the probes, its identity); [`inventory`]: the removal inventory command.
 //! - [`app`]: the composition root; [`cli`], [`telemetry`], [`summary`]: the binary's pieces.
 //! - [`auth`]: recorder authentication (Basic, Digest, WS-Security) for RTSP and HTTP.
 //! - [`listener`]: the one TCP listener every server uses (accept loop, connection caps per pool and per source, deadlines).
@@ -34,6 +35,7 @@ pub mod cli;
 pub mod config;
 pub mod devices;
 pub mod egress;
+pub mod fingerprint;
 pub mod http;
 pub mod inspect;
 pub mod inventory;

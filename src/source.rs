@@ -114,7 +114,7 @@ pub struct StreamSource {
     /// Left-out tracks were already warned about.
     pub warned_tracks: bool,
     /// The device's fingerprint (the camera's SDP is evidence).
-    pub identity: Arc<crate::inspect::identity::IdentityCell>,
+    pub identity: Arc<crate::fingerprint::identity::IdentityCell>,
     /// Sheds sessions that hold memory without delivering video.
     pub memory: Arc<memory::Guard>,
 }

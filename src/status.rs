@@ -75,7 +75,7 @@ pub struct DeviceStatus {
     /// most 16).
     pub events: Vec<EventStatus>,
     /// Fingerprinting: detected vendor with its evidence, model, firmware.
-    pub identity: crate::inspect::identity::Identity,
+    pub identity: crate::fingerprint::identity::Identity,
 }
 
 /// A change the inspector noticed.

@@ -298,7 +298,7 @@ async fn probe(
     rtsp_port: u16,
     http_port: u16,
     extra: &str,
-) -> camgate::inspect::identity::ProbeReport {
+) -> camgate::fingerprint::identity::ProbeReport {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("c.toml");
     std::fs::write(
@@ -312,7 +312,7 @@ async fn probe(
     .unwrap();
     let lookup = |k: &str| (k == "CAM_PW").then(|| fake_camera::CAM_PASS.to_string());
     let loaded = camgate::config::load_with_env(&file, Default::default(), &lookup).unwrap();
-    camgate::inspect::probe::probe(
+    camgate::fingerprint::probe::probe(
         &loaded.config.devices[0],
         Duration::from_secs(5),
         &TaskTracker::new(),

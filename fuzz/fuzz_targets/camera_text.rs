@@ -4,7 +4,7 @@
 //! parsers must never panic and label values must stay bounded and clean.
 #![no_main]
 
-use camgate::inspect::fingerprint as fp;
+use camgate::fingerprint as fp;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

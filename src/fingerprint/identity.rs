@@ -15,7 +15,7 @@ use std::time::SystemTime;
 use serde::Serialize;
 use tracing::warn;
 
-use super::fingerprint::{self, DeviceInformation, Evidence, Signal};
+use crate::fingerprint::{self, DeviceInformation, Evidence, Signal};
 use crate::metrics::{DeviceInfoLabels, Metrics};
 
 /// Most evidence items kept per device.

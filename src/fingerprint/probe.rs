@@ -27,9 +27,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
-use super::fingerprint;
-use super::identity::{IdentityCell, ProbeReport};
 use crate::config::{Device, DeviceSource};
+use crate::fingerprint;
+use crate::fingerprint::identity::{IdentityCell, ProbeReport};
 use crate::http::upstream::Upstream;
 use crate::ratelimit::LogLimiter;
 
