@@ -57,7 +57,7 @@ pub struct Answer {
     /// The RTSP status code.
     pub status: u16,
     /// Scheme names in the `WWW-Authenticate` headers, lower case, in
-    /// order, without repeats, at most [`MAX_SCHEMES`]; only token
+    /// order, without repeats, at most `MAX_SCHEMES` (16); only token
     /// characters, so they are safe in messages.
     pub schemes: Vec<String>,
     /// What retina would answer, given these headers; `None` when nothing
