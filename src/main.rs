@@ -60,17 +60,23 @@ fn check(path: &std::path::Path) -> ExitCode {
     }
 }
 
+/// Loads the configuration; on problems, prints each (as `camgate check`
+/// does, on stderr) and gives the exit code.
+fn load_or_report(path: &std::path::Path) -> Result<config::Loaded, ExitCode> {
+    config::load(path).map_err(|e| {
+        for p in &e.problems {
+            eprintln!("error: {p}");
+        }
+        eprintln!("{}: {} error(s)", path.display(), e.problems.len());
+        ExitCode::from(1)
+    })
+}
+
 fn inventory(path: &std::path::Path, format: camgate::inventory::Format) -> ExitCode {
     use camgate::inventory::{self, Origin};
-    let loaded = match config::load(path) {
+    let loaded = match load_or_report(path) {
         Ok(l) => l,
-        Err(e) => {
-            for p in &e.problems {
-                eprintln!("error: {p}");
-            }
-            eprintln!("{}: {} error(s)", path.display(), e.problems.len());
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -98,15 +104,9 @@ fn inventory(path: &std::path::Path, format: camgate::inventory::Format) -> Exit
 }
 
 fn nft(path: &std::path::Path) -> ExitCode {
-    let loaded = match config::load(path) {
+    let loaded = match load_or_report(path) {
         Ok(l) => l,
-        Err(e) => {
-            for p in &e.problems {
-                eprintln!("error: {p}");
-            }
-            eprintln!("{}: {} error(s)", path.display(), e.problems.len());
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
     match camgate::egress::nft::render(&loaded.config) {
         Ok(text) => {

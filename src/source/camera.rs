@@ -251,8 +251,7 @@ pub async fn run_session(
                 )
             }
             CodecItem::AudioFrame(f) => {
-                let sid = f.stream_id();
-                let Some(Some(ti)) = index_of.get(sid).copied() else {
+                let Some(out) = relayed(&index_of, f.stream_id(), f.timestamp(), f.data()) else {
                     continue;
                 };
                 if f.loss() > 0 {
@@ -261,16 +260,7 @@ pub async fn run_session(
                         .lost_packets
                         .inc_by(u64::from(f.loss()));
                 }
-                let pts = f.timestamp().timestamp();
-                (
-                    sid,
-                    SourceFrame {
-                        track: ti,
-                        pts,
-                        key: false,
-                        data: Bytes::copy_from_slice(f.data()),
-                    },
-                )
+                out
             }
             // RTCP BYE (RFC 3550 §6.6) on a relayed track: the camera ended
             // the session (a media server at the end of its file does this
@@ -284,20 +274,10 @@ pub async fn run_session(
                 ));
             }
             CodecItem::MessageFrame(f) => {
-                let sid = f.stream_id();
-                let Some(Some(ti)) = index_of.get(sid).copied() else {
-                    continue;
-                };
-                let pts = f.timestamp().timestamp();
-                (
-                    sid,
-                    SourceFrame {
-                        track: ti,
-                        pts,
-                        key: false,
-                        data: Bytes::copy_from_slice(f.data()),
-                    },
-                )
+                match relayed(&index_of, f.stream_id(), f.timestamp(), f.data()) {
+                    Some(out) => out,
+                    None => continue,
+                }
             }
             _ => continue,
         };
@@ -314,6 +294,26 @@ pub async fn run_session(
             debug!(device = %src.device.id, stream = %src.stream.name, ?skip, "frame not relayed");
         }
     }
+}
+
+/// An audio or metadata frame on a relayed track, as camgate's frame
+/// (`None` for a track camgate left out).
+fn relayed(
+    index_of: &[Option<usize>],
+    stream_id: usize,
+    timestamp: retina::Timestamp,
+    data: &[u8],
+) -> Option<(usize, SourceFrame)> {
+    let track = index_of.get(stream_id).copied().flatten()?;
+    Some((
+        stream_id,
+        SourceFrame {
+            track,
+            pts: timestamp.timestamp(),
+            key: false,
+            data: Bytes::copy_from_slice(data),
+        },
+    ))
 }
 
 /// Whether a compound RTCP packet holds a BYE (packet type 203).
