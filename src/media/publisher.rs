@@ -612,15 +612,20 @@ mod tests {
         out
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn waits_for_key_then_continues_across_sessions() {
-        let h = hub();
-        let mut p = Publisher::new(
+    /// A publisher on `h` with the default test metrics and payload size.
+    fn publisher(h: &Hub) -> Publisher {
+        Publisher::new(
             h.clone(),
             crate::metrics::Metrics::new().stream("d", "s"),
             1400,
             "t".into(),
-        );
+        )
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn waits_for_key_then_continues_across_sessions() {
+        let h = hub();
+        let mut p = publisher(&h);
         p.begin_session(info("h264"));
         assert_eq!(p.push(&frame(0, false)), Err(Skip::AwaitingKey));
         p.push(&frame(1000, true)).unwrap();
@@ -651,12 +656,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn incompatible_session_ends_recorders() {
         let h = hub();
-        let mut p = Publisher::new(
-            h.clone(),
-            crate::metrics::Metrics::new().stream("d", "s"),
-            1400,
-            "t".into(),
-        );
+        let mut p = publisher(&h);
         p.begin_session(info("h264"));
         p.push(&frame(0, true)).unwrap();
         let mut s = h.subscribe();
@@ -677,12 +677,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn malformed_frames_are_skipped() {
         let h = hub();
-        let mut p = Publisher::new(
-            h.clone(),
-            crate::metrics::Metrics::new().stream("d", "s"),
-            1400,
-            "t".into(),
-        );
+        let mut p = publisher(&h);
         p.begin_session(info("h264"));
         let bad = SourceFrame {
             track: 0,
@@ -723,12 +718,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn key_frames_come_from_nal_types_not_the_source_claim() {
         let h = hub();
-        let mut p = Publisher::new(
-            h.clone(),
-            crate::metrics::Metrics::new().stream("d", "s"),
-            1400,
-            "t".into(),
-        );
+        let mut p = publisher(&h);
         p.begin_session(info("h265"));
         // An access unit delimiter the depacketizer called a key frame: no
         // picture, nothing published, no parameter sets amplified.

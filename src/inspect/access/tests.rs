@@ -43,6 +43,18 @@ fn find(aus: &[Vec<&[u8]>], ty: impl Fn(&[u8]) -> bool) -> Bytes {
         .expect("parameter set in the clip")
 }
 
+/// The x264 open-GOP clip's access units and its parameter sets.
+fn x264_open_gop() -> (Vec<Vec<&'static [u8]>>, VideoCodec) {
+    let stream: &'static [u8] = include_bytes!("../../../assets/test/open-gop.h264");
+    let aus = access_units(stream, |n| matches!(n[0] & 0x1f, 1 | 5));
+    let h = |t: u8| move |n: &[u8]| n[0] & 0x1f == t;
+    let codec = VideoCodec::H264 {
+        sps: find(&aus, h(7)),
+        pps: find(&aus, h(8)),
+    };
+    (aus, codec)
+}
+
 fn letters(p: &[Picture]) -> String {
     p.iter()
         .map(|p| match p {
@@ -84,13 +96,7 @@ fn x265_open_gop_cra_is_key_and_its_rasl_pictures_leading() {
 
 #[test]
 fn x264_open_gop_recovery_point_is_key_and_its_leading_b_frames_leading() {
-    let stream = include_bytes!("../../../assets/test/open-gop.h264");
-    let aus = access_units(stream, |n| matches!(n[0] & 0x1f, 1 | 5));
-    let h = |t: u8| move |n: &[u8]| n[0] & 0x1f == t;
-    let codec = VideoCodec::H264 {
-        sps: find(&aus, h(7)),
-        pps: find(&aus, h(8)),
-    };
+    let (aus, codec) = x264_open_gop();
     let mut c = Classifier::new(&codec);
     let got: Vec<_> = aus.iter().map(|au| c.classify(au)).collect();
     assert_eq!(
@@ -138,13 +144,7 @@ fn units_without_a_slice_are_no_picture() {
 
 #[test]
 fn a_recovery_point_without_an_intra_slice_or_with_a_count_is_not_key() {
-    let stream = include_bytes!("../../../assets/test/open-gop.h264");
-    let aus = access_units(stream, |n| matches!(n[0] & 0x1f, 1 | 5));
-    let h = |t: u8| move |n: &[u8]| n[0] & 0x1f == t;
-    let codec = VideoCodec::H264 {
-        sps: find(&aus, h(7)),
-        pps: find(&aus, h(8)),
-    };
+    let (aus, codec) = x264_open_gop();
     // Recovery point SEI (type 6, recovery_frame_cnt = 0) before a P slice.
     let sei_now: &[u8] = &[0x06, 0x06, 0x01, 0x80, 0x80];
     // recovery_frame_cnt = 1 (ue 010) before an I slice: gradual refresh.
