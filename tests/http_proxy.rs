@@ -1246,6 +1246,17 @@ async fn markup_a_camera_calls_binary_is_checked_like_text() {
         assert_eq!(st, 200, "{got}");
         assert!(!got.contains(CAM_IP), "{got}");
     }
+    // The same markup in UTF-16 (a byte order mark, or none): read, and
+    // refused as not UTF-8 rather than passed unchecked.
+    for bom in [&b"\xFF\xFE"[..], b""] {
+        let mut utf16 = bom.to_vec();
+        for u in "<Event><url>rtsp://10.9.9.9/x</url></Event>".encode_utf16() {
+            utf16.extend_from_slice(&u.to_le_bytes());
+        }
+        cam.set(ApiReply::ok("application/octet-stream", utf16));
+        let (st, _, got) = http(api, "GET", path, &auth).await;
+        assert_eq!(st, 502, "{got}");
+    }
     let mut jpeg = fake_camera::snapshot().to_vec();
     jpeg.extend_from_slice(b"http://evil.example/exif");
     cam.set(ApiReply::ok("image/jpeg", jpeg.clone()));

@@ -130,9 +130,22 @@ pub fn is_textual(ct: &str) -> bool {
 
 /// Whether the first bytes of an answer the camera called binary are
 /// markup or JSON (after an optional UTF-8 byte order mark and
-/// whitespace): such an answer is read and checked like text. Images,
-/// video and archives start otherwise.
+/// whitespace, or in UTF-16/32): such an answer is read and checked like
+/// text. Images, video and archives start otherwise.
 pub fn looks_textual(first: &[u8]) -> bool {
+    // UTF-16 and UTF-32 text (a byte order mark, or markup with NULs
+    // between its characters) is text too: read, then refused as not
+    // UTF-8 rather than passed unchecked.
+    let wide = [&b"\xFE\xFF"[..], b"\xFF\xFE", b"\x00\x00\xFE\xFF"]
+        .iter()
+        .any(|bom| first.starts_with(bom))
+        || matches!(
+            first,
+            [0, b'<' | b'{' | b'[', ..] | [b'<' | b'{' | b'[', 0, ..]
+        );
+    if wide {
+        return true;
+    }
     let b = first.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(first);
     b.iter()
         .find(|c| !c.is_ascii_whitespace())
@@ -154,6 +167,11 @@ mod tests {
         assert!(looks_textual(b"\xEF\xBB\xBF \r\n<Envelope/>"));
         assert!(looks_textual(b"{\"url\":\"rtsp://evil/\"}"));
         assert!(looks_textual(b"\t[1]"));
+        assert!(looks_textual(b"\xFF\xFE<\x00?\x00"));
+        assert!(looks_textual(b"\xFE\xFF\x00<"));
+        assert!(looks_textual(b"\x00<\x00?"));
+        assert!(looks_textual(b"<\x00?\x00x\x00"));
+        assert!(looks_textual(b"\x00\x00\xFE\xFF\x00\x00\x00<"));
         assert!(!looks_textual(b"\xFF\xD8\xFF\xE0JFIF"));
         assert!(!looks_textual(b"\x00\x00\x00\x18ftypmp42"));
         assert!(!looks_textual(b"   "));
