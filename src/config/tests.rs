@@ -239,6 +239,27 @@ host = "10.0.0.2"
 }
 
 #[test]
+fn memory_limit_is_automatic_or_at_least_64_mib() {
+    let base = "[[device]]\nid = \"a\"\nsimulated = true\n";
+    for bad in ["512", "67108863"] {
+        let p = problems(&format!("[camera]\nmemory_limit_bytes = {bad}\n{base}"));
+        assert!(
+            p.iter().any(|p| p.contains("camera.memory_limit_bytes")),
+            "{bad}: {p:?}"
+        );
+    }
+    for good in ["0", "67108864", "9223372036854775807"] {
+        let l = load_text(&format!("[camera]\nmemory_limit_bytes = {good}\n{base}"));
+        assert!(l.is_ok(), "{good}: {:?}", l.err().map(|e| e.problems));
+    }
+    let p = problems(&format!("[camera]\nmemory_limit_bytes = -1\n{base}"));
+    assert!(
+        p.iter().any(|p| p.contains("camera.memory_limit_bytes")),
+        "{p:?}"
+    );
+}
+
+#[test]
 fn type_errors_have_paths() {
     let p = problems(
         "[rtsp]\nmax_connections = \"many\"\n[[device]]\nid = \"a\"\nsimulated = true\nrtsp_port = -1\n",
