@@ -176,7 +176,9 @@ fn mode(v: &[i64]) -> Option<i64> {
 /// `fpsdisplaysink` counts rendered and dropped frames.
 async fn gstreamer(url: String, protocols: &'static str, secs: u64) -> Decoded {
     let child = tokio::process::Command::new("gst-launch-1.0")
-        .args(["-v", "rtspsrc"])
+        // `-e`: SIGINT sends end-of-stream, so rtspsrc tears its session
+        // down in order instead of racing the pipeline's shutdown.
+        .args(["-e", "-v", "rtspsrc"])
         .arg(format!("location={url}"))
         .arg(format!("protocols={protocols}"))
         .args(["latency=300", "!", "decodebin", "!"])
