@@ -93,7 +93,7 @@ fn opts() -> Opts {
 fn key_frame() -> (Vec<u8>, Vec<u8>, Vec<Vec<u8>>) {
     let data = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/clip.h264"))
         .expect("assets/clip.h264");
-    let (codec, frames) = camgate::source::clip::parse_h264_annexb(&data).expect("clip");
+    let (codec, frames) = camgate::camera::clip::parse_h264_annexb(&data).expect("clip");
     let camgate::media::VideoCodec::H264 { sps, pps } = codec else {
         panic!("the clip is H.264")
     };

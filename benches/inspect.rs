@@ -17,7 +17,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 fn clip() -> (VideoCodec, Vec<(Bytes, bool)>) {
     let data = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/clip.h264")).unwrap();
-    camgate::source::clip::parse_h264_annexb(&data).unwrap()
+    camgate::camera::clip::parse_h264_annexb(&data).unwrap()
 }
 
 fn publisher(codec: &VideoCodec, inspect: bool) -> Publisher {

@@ -42,7 +42,7 @@ static GLOBAL: Counting = Counting;
 
 fn clip() -> (camgate::media::VideoCodec, Vec<(Bytes, bool)>) {
     let data = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/clip.h264")).unwrap();
-    camgate::source::clip::parse_h264_annexb(&data).unwrap()
+    camgate::camera::clip::parse_h264_annexb(&data).unwrap()
 }
 
 fn hub() -> Hub {

@@ -7,6 +7,7 @@
 //! binds to loopback unless configured otherwise: it shows the inventory.
 
 pub mod page;
+pub mod status;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -30,8 +31,7 @@ use crate::config::schema::AdminSection;
 use crate::devices::Registry;
 use crate::listener::{ConnGuard, Limits, Listener, refuse_with};
 use crate::metrics::Metrics;
-use crate::rtsp::server::Server as RtspServer;
-use crate::status;
+use crate::recorder::server::Server as RtspServer;
 
 /// What a refused client is told before the connection closes.
 const REFUSED: &[u8] =

@@ -15,6 +15,7 @@ use std::collections::HashMap;
 
 use crate::admin::{self, AdminState};
 use crate::auth::Authenticator;
+use crate::camera::StreamSource;
 use crate::config::{Config, DeviceSource, Sinkhole};
 use crate::devices::Registry;
 use crate::egress::{self, book::Book};
@@ -25,8 +26,7 @@ use crate::http::{
 use crate::listener::{Listener, Pool};
 use crate::media::publisher::Publisher;
 use crate::metrics::Metrics;
-use crate::rtsp;
-use crate::source::StreamSource;
+use crate::recorder;
 
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
@@ -82,7 +82,7 @@ pub struct Running {
     pub metrics: Metrics,
     pub udp_ports: Option<(u16, u16)>,
     pub registry: Arc<Registry>,
-    pub rtsp: Arc<rtsp::server::Server>,
+    pub rtsp: Arc<recorder::server::Server>,
     admin: Arc<AdminState>,
     cancel: CancellationToken,
     tracker: TaskTracker,
@@ -122,7 +122,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             ))
         })
         .collect();
-    let bound = rtsp::server::bind(
+    let bound = recorder::server::bind(
         &config.rtsp,
         &fronts,
         registry.clone(),
@@ -136,7 +136,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let rtsp_server = bound.server().clone();
 
     // One memory guard for every camera session.
-    let memory = crate::source::memory::Guard::new(config.camera.memory_limit_bytes);
+    let memory = crate::camera::memory::Guard::new(config.camera.memory_limit_bytes);
     tracker.spawn(memory.clone().run(cancel.child_token()));
     for device in registry.devices() {
         let group =

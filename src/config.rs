@@ -208,7 +208,7 @@ impl CameraConfig {
 pub enum DeviceSource {
     /// The built-in camera looping the bundled clip, or `clip` if given.
     Simulated {
-        clip: Option<Arc<crate::source::clip::Clip>>,
+        clip: Option<Arc<crate::camera::clip::Clip>>,
     },
     Camera(CameraConfig),
 }

@@ -71,6 +71,55 @@ pub struct StreamEntry {
     pub rates: Arc<Rates>,
     /// What the inspector measured and noticed.
     pub inspect: Arc<crate::inspect::monitor::Shared>,
+    /// How the camera names this stream (what a front's RTSP request and a
+    /// camera's answer are matched against).
+    pub camera_path: CameraPath,
+}
+
+/// A stream as the camera names it: its path and the query parameters that
+/// identify it (`/cam/realmonitor?channel=1&subtype=0`). Recorders behind a
+/// device front use the camera's own URLs, and cameras name their streams in
+/// ONVIF and ISAPI answers; both are matched against this.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CameraPath {
+    /// The path, lower-cased, without a trailing `/`.
+    pub path: String,
+    /// The identifying query parameters, keys lower-cased.
+    pub params: Vec<(String, String)>,
+}
+
+impl CameraPath {
+    /// From a configured camera path.
+    pub fn new(camera_path: &str) -> CameraPath {
+        let (path, query) = camera_path.split_once('?').unwrap_or((camera_path, ""));
+        CameraPath {
+            path: path.trim_end_matches('/').to_lowercase(),
+            params: parse_query(query),
+        }
+    }
+
+    /// Whether a URI's path and query name this stream: the same path, and
+    /// every identifying parameter present with the same value (extra ONVIF
+    /// parameters such as `transportmode` or `profile` are ignored).
+    pub fn matches(&self, path: &str, query: &str) -> bool {
+        if path.trim_end_matches('/').to_lowercase() != self.path {
+            return false;
+        }
+        let q = parse_query(query);
+        self.params
+            .iter()
+            .all(|(k, v)| q.iter().any(|(k2, v2)| k2 == k && v2 == v))
+    }
+}
+
+fn parse_query(q: &str) -> Vec<(String, String)> {
+    q.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (k.to_lowercase(), v.to_string())
+        })
+        .collect()
 }
 
 /// One device and its streams.
@@ -127,6 +176,7 @@ impl Registry {
                         metrics: metrics.stream(d.id.as_str(), &s.name),
                         rates: Arc::new(Rates::default()),
                         inspect: Arc::new(crate::inspect::monitor::Shared::new(&s.name)),
+                        camera_path: CameraPath::new(&s.path),
                     })
                     .collect(),
             };

@@ -413,7 +413,7 @@ pub async fn from_probes(config: &Config, timeout: Duration) -> Value {
                 DeviceSource::Camera(cam) => cam,
                 DeviceSource::Simulated { clip } => {
                     // The clip it would loop.
-                    let clip = clip.clone().or_else(|| crate::source::clip::builtin().ok());
+                    let clip = clip.clone().or_else(|| crate::camera::clip::builtin().ok());
                     if let Some(c) = clip {
                         let mut tracks = vec![crate::media::Track::Video(c.video.clone())];
                         if d.config.audio == crate::config::AudioPolicy::Pass
@@ -440,7 +440,7 @@ pub async fn from_probes(config: &Config, timeout: Duration) -> Value {
                     continue;
                 };
                 if let Ok((sdp, tracks)) =
-                    crate::source::camera::describe_only(&d.config, cam, &cfg.path, timeout).await
+                    crate::camera::session::describe_only(&d.config, cam, &cfg.path, timeout).await
                 {
                     d.identity.sdp(&s.name, &sdp);
                     s.hub
@@ -455,12 +455,12 @@ pub async fn from_probes(config: &Config, timeout: Duration) -> Value {
         .collect::<Vec<()>>()
         .await;
     cancel.cancel();
-    let sessions = crate::rtsp::session::Sessions::default();
+    let sessions = crate::recorder::session::Sessions::default();
     let book = crate::egress::book::Book::new(config, None);
     let all: Vec<_> = registry
         .devices()
         .iter()
-        .map(|d| crate::status::device(d, &sessions, &book))
+        .map(|d| crate::admin::status::device(d, &sessions, &book))
         .collect();
     serde_json::to_value(all).unwrap_or(Value::Null)
 }

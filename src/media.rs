@@ -1,8 +1,10 @@
-//! The protocol-neutral middle: what a stream is (tracks and codec
-//! parameters), frames as sources deliver them, and the per-stream hub that
-//! fans packetized frames out to recorder sessions.
+//! The middle of the data path: what a stream is (tracks and codec
+//! parameters), frames as sources deliver them, the publisher that gives
+//! each stream camgate's own RTP timeline and packetizes every frame once,
+//! and the per-stream hub that fans those RTP frames out to recorder
+//! sessions.
 //!
-//! Sources (`source::camera`, `source::simulated`) only write here, through a
+//! Sources (`camera::session`, `camera::simulated`) only write here, through a
 //! [`publisher::Publisher`]; the RTSP server only reads, through
 //! [`hub::Subscriber`]. Nothing in this module does network I/O.
 

@@ -104,7 +104,7 @@ async fn rtsp_camera_offering_only_basic_never_gets_the_password() {
     let camgate::config::DeviceSource::Camera(c) = &d.source else {
         panic!("a camera")
     };
-    let e = camgate::source::camera::describe_only(
+    let e = camgate::camera::session::describe_only(
         d,
         c,
         "/Streaming/Channels/101",

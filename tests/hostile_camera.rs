@@ -44,13 +44,13 @@ async fn a_never_ending_access_unit_is_shed_by_memory_and_others_play_on() {
         device("bad", bad.addr.port())
     );
     let app = spawn_app(&config, &[]).await;
-    let baseline = camgate::source::memory::rss_bytes().unwrap();
+    let baseline = camgate::camera::memory::rss_bytes().unwrap();
     let url = app.url("good/main");
     let recorder = tokio::spawn(async move { ffmpeg_decode(&url, "tcp", 12).await });
     let started = Instant::now();
     let mut peak = baseline;
     while started.elapsed() < Duration::from_secs(13) {
-        peak = peak.max(camgate::source::memory::rss_bytes().unwrap());
+        peak = peak.max(camgate::camera::memory::rss_bytes().unwrap());
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let (ok, stderr) = recorder.await.unwrap();
@@ -105,11 +105,11 @@ async fn an_endless_describe_answer_is_shed_by_memory() {
     );
     let config = format!("{base}\n{}", device("bad", bad.addr.port()));
     let app = spawn_app(&config, &[]).await;
-    let baseline = camgate::source::memory::rss_bytes().unwrap();
+    let baseline = camgate::camera::memory::rss_bytes().unwrap();
     let started = Instant::now();
     let mut peak = baseline;
     while started.elapsed() < Duration::from_secs(12) {
-        peak = peak.max(camgate::source::memory::rss_bytes().unwrap());
+        peak = peak.max(camgate::camera::memory::rss_bytes().unwrap());
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let shed = reconnects(&app, "bad", "memory").await;

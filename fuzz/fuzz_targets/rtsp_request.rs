@@ -7,8 +7,8 @@
 mod common_auth;
 
 use camgate::auth::Presented;
-use camgate::rtsp::request::{self, Parsed};
-use camgate::rtsp::transport;
+use camgate::recorder::request::{self, Parsed};
+use camgate::recorder::transport;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -21,7 +21,7 @@ fuzz_target!(|data: &[u8]| {
     } else {
         Syntax::H265
     };
-    let nals = camgate::source::clip::annexb_nals(rest);
+    let nals = camgate::camera::clip::annexb_nals(rest);
     let out = sanitize::access_unit(syntax, Policy::STRICT, &nals);
     let units: Vec<&[u8]> = match &out {
         Some((kept, _)) => kept.iter().map(|c| &c[..]).collect(),

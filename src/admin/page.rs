@@ -4,7 +4,7 @@
 
 use std::fmt::Write;
 
-use crate::status::DeviceStatus;
+use crate::admin::status::DeviceStatus;
 
 /// Escapes text for HTML content and attribute values.
 pub fn escape(s: &str) -> String {
@@ -172,7 +172,7 @@ pub fn render(devices: &[DeviceStatus], today: jiff::civil::Date) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::status::{DeviceStatus, ErrorStatus, StreamStatus};
+    use crate::admin::status::{DeviceStatus, ErrorStatus, StreamStatus};
 
     fn dev(id: &str, up: bool, days: Option<i64>) -> DeviceStatus {
         DeviceStatus {
@@ -250,7 +250,7 @@ mod tests {
                     height: 1080,
                 },
             ));
-        d.events.push(crate::status::EventStatus {
+        d.events.push(crate::admin::status::EventStatus {
             at: "2026-11-28T00:00:00Z".into(),
             stream: "main".into(),
             event: "resolution_change",

@@ -472,7 +472,7 @@ impl Checker<'_> {
                         self.problem(format!("{path}.clip_fps"), "must be between 1 and 120");
                         return None;
                     }
-                    match crate::source::clip::Clip::load(&self.base_dir.join(file), fps) {
+                    match crate::camera::clip::Clip::load(&self.base_dir.join(file), fps) {
                         Ok(c) => Some(Arc::new(c)),
                         Err(msg) => {
                             self.problem(format!("{path}.clip"), msg);

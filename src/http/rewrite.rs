@@ -13,15 +13,13 @@ use std::net::IpAddr;
 use regex::Regex;
 
 use super::audit;
+use crate::devices::CameraPath;
 
 /// A configured stream as the camera names it, and where camgate serves it.
 #[derive(Debug, Clone)]
 pub struct StreamRoute {
-    /// The camera's path, e.g. `/cam/realmonitor` (lower-cased).
-    pub path: String,
-    /// The camera's query parameters that identify the stream
-    /// (`channel=1`, `subtype=0`), lower-cased keys.
-    pub params: Vec<(String, String)>,
+    /// The camera's path and identifying query parameters.
+    pub camera: CameraPath,
     /// The RTSP URL recorders use instead.
     pub camgate_url: String,
 }
@@ -29,36 +27,17 @@ pub struct StreamRoute {
 impl StreamRoute {
     /// From a configured camera path (`/cam/realmonitor?channel=1&subtype=0`).
     pub fn new(camera_path: &str, camgate_url: String) -> StreamRoute {
-        let (path, query) = camera_path.split_once('?').unwrap_or((camera_path, ""));
         StreamRoute {
-            path: path.trim_end_matches('/').to_lowercase(),
-            params: parse_query(query),
+            camera: CameraPath::new(camera_path),
             camgate_url,
         }
     }
 
-    /// Whether a camera URI's path and query name this stream: the same path,
-    /// and every identifying parameter present with the same value (extra
-    /// ONVIF parameters such as `transportmode` or `profile` are ignored).
+    /// Whether a camera URI's path and query name this stream
+    /// ([`CameraPath::matches`]).
     pub fn matches(&self, path: &str, query: &str) -> bool {
-        if path.trim_end_matches('/').to_lowercase() != self.path {
-            return false;
-        }
-        let q = parse_query(query);
-        self.params
-            .iter()
-            .all(|(k, v)| q.iter().any(|(k2, v2)| k2 == k && v2 == v))
+        self.camera.matches(path, query)
     }
-}
-
-fn parse_query(q: &str) -> Vec<(String, String)> {
-    q.split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (k.to_lowercase(), v.to_string())
-        })
-        .collect()
 }
 
 /// An RTSP URI that names no configured stream.

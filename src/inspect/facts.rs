@@ -211,7 +211,7 @@ mod tests {
 
     #[test]
     fn h264_sps_of_the_bundled_clip() {
-        let clip = crate::source::clip::builtin().unwrap();
+        let clip = crate::camera::clip::builtin().unwrap();
         let f = video(&clip.video);
         assert_eq!(
             (f.codec, f.profile.as_str(), f.width, f.height),
@@ -233,7 +233,7 @@ mod tests {
             "5000800000007f000000007f000000",
         ]
         .concat());
-        let units = crate::source::clip::annexb_nals(&data);
+        let units = crate::camera::clip::annexb_nals(&data);
         assert!(units.len() > 1);
         for nal in units {
             let _ = h265(nal);

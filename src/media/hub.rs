@@ -1,12 +1,24 @@
-//! Per-stream fan-out: a singly linked list of packetized frames shared by
-//! every recorder session, plus the GOP cache.
+//! Per-stream fan-out of RTP: a singly linked list of frames, each already
+//! packetized once as RTSP-interleaved RTP (or an RTCP sender report), shared
+//! by every recorder session, plus the GOP cache.
+//!
+//! This is an RTP hub, not a protocol-neutral one: the publisher
+//! (`media::publisher`) gives every track camgate's own SSRC, sequence
+//! numbers and RTP clock, and packetizes each frame once in the framing the
+//! TCP writer sends as is (`crate::rtp`: a `$` header before each packet);
+//! the UDP sender strips the 4-byte header. Each frame carries its first
+//! packet's `(seq, rtptime)` ([`OutFrame::rtp`]) so the RTSP server answers
+//! PLAY's `RTP-Info` without reading packets back.
 //!
 //! The publisher appends frames at the tail; each [`Subscriber`] holds a
 //! pointer to the last frame it consumed and follows `next` links, without a
 //! lock. A frame is freed when the slowest subscriber has passed it, so
 //! memory is bounded by the recorders' byte limit and the GOP cache, never by
 //! a fixed ring. The hub keeps the node just before the latest key frame, so a
-//! new subscriber starts at that key frame at once.
+//! new subscriber starts at that key frame at once. Key frames are what
+//! `inspect::access` decided from the NAL unit types (IRAP pictures), and a
+//! subscriber that starts at one skips the leading pictures that depend on
+//! what came before it ([`FrameKind::Leading`]).
 //!
 //! Slow subscribers never slow the publisher: one that falls more than its
 //! byte limit behind jumps ahead to the latest key frame (the skipped frames
@@ -55,6 +67,17 @@ pub struct OutFrame {
     pub data: Bytes,
     /// When camgate received the frame.
     pub at: Instant,
+    /// Where the frame's first RTP packet stands on its track's timeline;
+    /// `None` for RTCP and [`FrameKind::End`].
+    pub rtp: Option<RtpStart>,
+}
+
+/// The sequence number and RTP timestamp of a frame's first packet: what
+/// PLAY's `RTP-Info` announces for the frame a recorder starts at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RtpStart {
+    pub seq: u16,
+    pub rtptime: u32,
 }
 
 /// One link of the frame list.
@@ -283,6 +306,7 @@ impl Hub {
             kind: FrameKind::End,
             data: Bytes::new(),
             at: Instant::now(),
+            rtp: None,
         });
     }
 

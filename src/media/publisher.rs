@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use smallvec::SmallVec;
 use tracing::warn;
 
-use super::hub::{FrameKind, Hub, OutFrame, SourceState};
+use super::hub::{FrameKind, Hub, OutFrame, RtpStart, SourceState};
 use super::{AudioCodec, SourceFrame, StreamInfo, Track, VideoCodec};
 use crate::inspect::access::{Classifier, Picture};
 use crate::inspect::facts;
@@ -229,6 +229,9 @@ impl Publisher {
             (f.pts, out0)
         });
         let ts = out0.wrapping_add(f.pts.wrapping_sub(src0) as u32);
+        // The frame's first packet carries the track's next sequence number:
+        // kept with the frame so RTP-Info never parses packets back.
+        let first_seq = t.sender.seq;
         let (kind, data) = match &t.track {
             Track::Video(codec) => {
                 let orig = rtp::length_prefixed_nals(&f.data).ok_or(Skip::Malformed)?;
@@ -362,6 +365,10 @@ impl Publisher {
                 kind,
                 data,
                 at: now,
+                rtp: Some(RtpStart {
+                    seq: first_seq,
+                    rtptime: ts,
+                }),
             },
             t.sender.seq,
             ts,
@@ -388,6 +395,7 @@ impl Publisher {
                 kind: FrameKind::Rtcp,
                 data,
                 at: now,
+                rtp: None,
             });
         }
     }
@@ -610,6 +618,32 @@ mod tests {
             }
         }
         out
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn each_frame_carries_its_first_packets_seq_and_rtptime() {
+        let h = hub();
+        let mut s = h.subscribe();
+        let mut p = publisher(&h);
+        p.begin_session(info("h264"));
+        p.push(&frame(1000, true)).unwrap();
+        p.push(&frame(4600, false)).unwrap();
+        p.end_session();
+        p.begin_session(info("h264"));
+        p.push(&frame(90, true)).unwrap();
+        let mut v = Vec::new();
+        s.next_batch(&mut v, usize::MAX).await.unwrap();
+        assert_eq!(v.len(), 3);
+        for n in &v {
+            let f = n.frame().unwrap();
+            let b = framed_packets(&f.data).next().unwrap().packet;
+            let start = f.rtp.expect("media frames carry their RTP start");
+            assert_eq!(start.seq, u16::from_be_bytes([b[2], b[3]]));
+            assert_eq!(
+                start.rtptime,
+                u32::from_be_bytes(b[4..8].try_into().unwrap())
+            );
+        }
     }
 
     /// A publisher on `h` with the default test metrics and payload size.

@@ -152,7 +152,7 @@ type Clip = (Vec<u8>, Vec<u8>, Vec<(Vec<Vec<u8>>, bool)>);
 
 fn clip() -> Clip {
     let data = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/clip.h264")).unwrap();
-    let (codec, frames) = camgate::source::clip::parse_h264_annexb(&data).unwrap();
+    let (codec, frames) = camgate::camera::clip::parse_h264_annexb(&data).unwrap();
     let camgate::media::VideoCodec::H264 { sps, pps } = codec else {
         unreachable!()
     };

@@ -255,7 +255,7 @@ fn clean_parameter_sets_pass_unchanged() {
     let sps = nal(&[0x67], &sps_rbsp(MAIN));
     assert!(sps.windows(3).any(|w| w == [0, 0, 3]));
     // The bundled clip (x264) and libx265's sets.
-    let clip = crate::source::clip::builtin().unwrap();
+    let clip = crate::camera::clip::builtin().unwrap();
     assert_eq!(clean(&clip.video).unwrap().codec, clip.video);
     let codec = h265(&hex(H265_VPS), &hex(H265_SPS), &hex(H265_PPS));
     assert_eq!(clean(&codec).unwrap().codec, codec);

@@ -14,6 +14,7 @@ fn frame(kind: FrameKind, len: usize) -> OutFrame {
         kind,
         data: Bytes::from(vec![0u8; len]),
         at: Instant::now(),
+        rtp: None,
     }
 }
 

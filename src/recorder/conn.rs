@@ -35,7 +35,6 @@ use crate::listener::ConnGuard;
 use crate::media::hub::FrameKind;
 use crate::metrics::AuthFailure;
 use crate::ratelimit::LogLimiter;
-use crate::rtp::framed_packets;
 
 /// A partial request must complete within this (slow-loris guard).
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -69,13 +68,10 @@ fn front_stream<'a>(
     let (target, track) = split_track(target.trim_end_matches('/'));
     let target = target.trim_end_matches('/');
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
-    let (stream, _) = device
+    let stream = device
         .streams
         .iter()
-        .zip(&device.config.streams)
-        .find(|(_, cfg)| {
-            crate::http::rewrite::StreamRoute::new(&cfg.path, String::new()).matches(path, query)
-        })?;
+        .find(|s| s.camera_path.matches(path, query))?;
     Some((stream, track, target))
 }
 
@@ -855,12 +851,9 @@ fn rtp_info(
         let t = usize::from(f.track);
         if t < first.len()
             && first[t].is_none()
-            && let Some(p) = framed_packets(&f.data).next()
-            && p.packet.len() >= 8
+            && let Some(start) = f.rtp
         {
-            let seq = u16::from_be_bytes([p.packet[2], p.packet[3]]);
-            let ts = u32::from_be_bytes([p.packet[4], p.packet[5], p.packet[6], p.packet[7]]);
-            first[t] = Some((seq, ts));
+            first[t] = Some((start.seq, start.rtptime));
         }
         if first
             .iter()

@@ -5,7 +5,7 @@
 //! [`response`], [`transport`], [`sdp`]) are separate from the
 //! socket code ([`server`], [`conn`], [`writer`], [`udp`]).
 //!
-//! Not here: anything toward cameras (`source`), and frame fan-out (`media`).
+//! Not here: anything toward cameras (`camera`), and frame fan-out (`media`).
 
 pub mod conn;
 pub mod request;

@@ -12,7 +12,7 @@ use crate::egress::book::Book;
 use crate::inspect::facts::{self, TrackFacts};
 use crate::inspect::sanitize::StripKind;
 use crate::media::hub::SourceState;
-use crate::rtsp::session::Sessions;
+use crate::recorder::session::Sessions;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct RecorderStatus {

@@ -267,6 +267,7 @@ mod tests {
             kind: FrameKind::Key,
             data: w.finish(),
             at: Instant::now(),
+            rtp: None,
         });
         let mut w = a.frame(10, 1);
         crate::rtp::aac::packetize(&mut w, 0, &[1; 10]);
@@ -275,6 +276,7 @@ mod tests {
             kind: FrameKind::Audio,
             data: w.finish(),
             at: Instant::now(),
+            rtp: None,
         });
         let s = hub.subscribe();
         (hub, s)

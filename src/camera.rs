@@ -7,10 +7,10 @@
 //! [`Publisher`]; they never see a recorder.
 
 pub mod backoff;
-pub mod camera;
 pub mod challenge;
 pub mod clip;
 pub mod memory;
+pub mod session;
 pub mod simulated;
 
 use std::sync::Arc;
@@ -193,7 +193,7 @@ impl StreamSource {
             }
             DeviceSource::Camera(cam) => {
                 let cam = cam.clone();
-                camera::run_session(self, &cam, idle_fut).await
+                session::run_session(self, &cam, idle_fut).await
             }
         }
     }
