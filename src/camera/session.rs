@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::StreamExt;
-use retina::client::{Credentials, PlayOptions, Session, SessionOptions, SetupOptions};
+use retina::client::{Credentials, Demuxed, PlayOptions, Session, SessionOptions, SetupOptions};
 use retina::codec::{CodecItem, FrameFormat, ParametersRef, VideoParametersCodec};
 use tracing::{debug, warn};
 
@@ -27,21 +27,39 @@ struct Chosen {
     track: Option<Track>,
 }
 
-/// Runs one camera session until it fails or `idle` resolves.
+/// Runs one camera session until it fails or `idle` resolves: the RTSP
+/// steps toward the camera ([`open`]), then the frames into the publisher
+/// ([`relay`]).
 pub async fn run_session(
     src: &mut StreamSource,
     cam: &CameraConfig,
     idle: impl Future<Output = ()>,
 ) -> Result<(), SourceError> {
-    let step = Duration::from_secs(src.camera.connect_timeout_secs);
-    let read_timeout = Duration::from_secs(src.camera.read_timeout_secs);
     let url = cam.url(&src.stream.path).map_err(|e| {
         SourceError::new(
             ErrorKind::Protocol,
             format!("bad camera URL for path {}: {e}", src.stream.path),
         )
     })?;
+    let opened = open(src, cam, &url).await?;
+    relay(src, opened, &url, idle).await
+}
 
+/// A playing session and how its streams map to camgate's tracks.
+struct Opened {
+    demuxed: Demuxed,
+    tracks: TrackMap,
+}
+
+/// The RTSP steps toward the camera, each within the connect timeout and
+/// the memory guard: the camera's challenge checked before retina gets any
+/// credentials, DESCRIBE, the choice of tracks, SETUP of each, PLAY.
+async fn open(
+    src: &mut StreamSource,
+    cam: &CameraConfig,
+    url: &url::Url,
+) -> Result<Opened, SourceError> {
+    let step = Duration::from_secs(src.camera.connect_timeout_secs);
     // Cameras with few session slots (and live555's stale-session bug) need
     // earlier sessions torn down before a new one starts.
     let stale = src.session_group.stale_sessions();
@@ -57,7 +75,7 @@ pub async fn run_session(
     // Retina answers any challenge, Basic too: it gets the password only
     // once the camera's own challenge offers Digest (or the device allows
     // Basic), and none when the camera asks for no authentication.
-    if let Some((user, pw)) = super::challenge::vetted_creds(cam, &url, step).await? {
+    if let Some((user, pw)) = super::challenge::vetted_creds(cam, url, step).await? {
         opts = opts.creds(Some(Credentials {
             username: user.clone(),
             password: pw.expose().to_string(),
@@ -116,19 +134,120 @@ pub async fn run_session(
         .initial_seq(q.initial_seq)
         .unknown_rtcp_ssrc(q.unknown_rtcp_ssrc);
     let playing = timed(step, "PLAY", &src.memory, session.play(play)).await?;
-    let mut demuxed = playing.demuxed().map_err(|e| classify(&e, "demux"))?;
+    let demuxed = playing.demuxed().map_err(|e| classify(&e, "demux"))?;
+    let tracks = TrackMap::new(&chosen, demuxed.streams().len());
+    Ok(Opened { demuxed, tracks })
+}
 
-    // retina stream index -> camgate track index
-    let mut index_of = vec![None; demuxed.streams().len()];
-    for (i, c) in chosen.iter().enumerate() {
-        index_of[c.retina_index] = Some(i);
+/// Which of retina's streams camgate relays, as which track, and whether
+/// the publisher's session has begun (it begins once every relayed video
+/// track has parameter sets camgate accepts).
+struct TrackMap {
+    /// retina stream index -> camgate track index.
+    index_of: Vec<Option<usize>>,
+    /// `None` for a video track whose parameter sets are not known yet.
+    tracks: Vec<Option<Track>>,
+    begun: bool,
+    param_changes: ParameterChanges,
+}
+
+impl TrackMap {
+    fn new(chosen: &[Chosen], streams: usize) -> TrackMap {
+        let mut index_of = vec![None; streams];
+        for (i, c) in chosen.iter().enumerate() {
+            index_of[c.retina_index] = Some(i);
+        }
+        TrackMap {
+            index_of,
+            tracks: chosen.iter().map(|c| c.track.clone()).collect(),
+            begun: false,
+            param_changes: ParameterChanges::default(),
+        }
     }
-    let mut tracks: Vec<Option<Track>> = chosen.iter().map(|c| c.track.clone()).collect();
-    let mut begun = false;
-    if tracks.iter().all(Option::is_some) {
-        begin(src, &tracks);
-        begun = true;
+
+    /// camgate's track for a retina stream, if relayed.
+    fn track_of(&self, stream_id: usize) -> Option<usize> {
+        self.index_of.get(stream_id).copied().flatten()
     }
+
+    /// Every relayed track is usable (video parameter sets known).
+    fn complete(&self) -> bool {
+        self.tracks.iter().all(Option::is_some)
+    }
+
+    /// Begins the publisher's session once every track is known; whether it
+    /// has begun.
+    fn begin_when_complete(&mut self, src: &mut StreamSource) -> bool {
+        if !self.begun && self.complete() {
+            let tracks = self.tracks.iter().flatten().cloned().collect();
+            src.publisher.begin_session(StreamInfo { tracks });
+            src.publisher.set_state(SourceState::Live);
+            self.begun = true;
+        }
+        self.begun
+    }
+
+    /// Takes in a video frame of relayed track `ti`: its new parameter sets
+    /// (checked, applied, counted against churn) and its loss.
+    fn video(
+        &mut self,
+        src: &mut StreamSource,
+        demuxed: &Demuxed,
+        ti: usize,
+        f: retina::codec::VideoFrame,
+        url: &url::Url,
+    ) -> Result<SourceFrame, SourceError> {
+        let sid = f.stream_id();
+        let offered = (f.has_new_parameters() || self.tracks[ti].is_none())
+            .then(|| demuxed.streams()[sid].parameters().map(video_codec))
+            .flatten();
+        match offered {
+            Some(Some(codec)) => {
+                if self.begun {
+                    self.param_changes.note(url)?;
+                    src.publisher.update_video(ti, codec.clone());
+                }
+                self.tracks[ti] = Some(Track::Video(codec));
+            }
+            // Relaying on under the old parameter sets would send
+            // recorders pictures they cannot decode.
+            Some(None) if self.begun => {
+                return Err(SourceError::new(
+                    ErrorKind::Protocol,
+                    format!("{url} changed to video parameter sets camgate refuses"),
+                ));
+            }
+            _ => {}
+        }
+        if f.loss() > 0 {
+            src.publisher
+                .metrics()
+                .lost_packets
+                .inc_by(u64::from(f.loss()));
+        }
+        Ok(SourceFrame {
+            track: ti,
+            pts: f.timestamp().timestamp(),
+            key: f.is_random_access_point(),
+            data: Bytes::from(f.into_data()),
+        })
+    }
+}
+
+/// Relays the playing session's frames into the publisher until the camera
+/// fails, stalls, ends the stream, or `idle` resolves.
+async fn relay(
+    src: &mut StreamSource,
+    opened: Opened,
+    url: &url::Url,
+    idle: impl Future<Output = ()>,
+) -> Result<(), SourceError> {
+    let read_timeout = Duration::from_secs(src.camera.read_timeout_secs);
+    let Opened {
+        mut demuxed,
+        mut tracks,
+    } = opened;
+    tracks.begin_when_complete(src);
 
     let mut reports = tokio::time::interval(SENDER_REPORT_INTERVAL);
     reports.tick().await;
@@ -146,14 +265,13 @@ pub async fn run_session(
     // waiting for parameter sets too: retina holds nothing for it), and a
     // camera that usually leaves long gaps between frames is given them.
     let mut frames = super::memory::Cadence::new();
-    let mut param_changes = ParameterChanges::default();
     let mut pressure = tokio::time::interval(super::memory::SAMPLE);
     pressure.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let item = tokio::select! {
             r = tokio::time::timeout(read_timeout, demuxed.next()) => r,
             _ = reports.tick() => {
-                if begun {
+                if tracks.begun {
                     src.publisher.send_reports();
                 }
                 continue;
@@ -200,58 +318,22 @@ pub async fn run_session(
         let (stream_id, frame) = match item {
             CodecItem::VideoFrame(f) => {
                 let sid = f.stream_id();
-                let Some(Some(ti)) = index_of.get(sid).copied() else {
+                let Some(ti) = tracks.track_of(sid) else {
                     continue;
                 };
                 frames.frame();
-                let offered = (f.has_new_parameters() || tracks[ti].is_none())
-                    .then(|| demuxed.streams()[sid].parameters().map(video_codec))
-                    .flatten();
-                match offered {
-                    Some(Some(codec)) => {
-                        if begun {
-                            param_changes.note(&url)?;
-                            src.publisher.update_video(ti, codec.clone());
-                        }
-                        tracks[ti] = Some(Track::Video(codec));
-                    }
-                    // Relaying on under the old parameter sets would send
-                    // recorders pictures they cannot decode.
-                    Some(None) if begun => {
-                        return Err(SourceError::new(
-                            ErrorKind::Protocol,
-                            format!("{url} changed to video parameter sets camgate refuses"),
-                        ));
-                    }
-                    _ => {}
-                }
+                let frame = tracks.video(src, &demuxed, ti, f, url)?;
                 // Progress is a frame camgate can relay: frames while the
                 // parameter sets are missing or refused do not count.
-                if tracks.iter().all(Option::is_some) {
+                if tracks.complete() {
                     no_video
                         .as_mut()
                         .reset(tokio::time::Instant::now() + read_timeout);
                 }
-                if f.loss() > 0 {
-                    src.publisher
-                        .metrics()
-                        .lost_packets
-                        .inc_by(u64::from(f.loss()));
-                }
-                let key = f.is_random_access_point();
-                let pts = f.timestamp().timestamp();
-                (
-                    sid,
-                    SourceFrame {
-                        track: ti,
-                        pts,
-                        key,
-                        data: Bytes::from(f.into_data()),
-                    },
-                )
+                (sid, frame)
             }
             CodecItem::AudioFrame(f) => {
-                let Some(out) = relayed(&index_of, f.stream_id(), f.timestamp(), f.data()) else {
+                let Some(out) = relayed(&tracks, f.stream_id(), f.timestamp(), f.data()) else {
                     continue;
                 };
                 if f.loss() > 0 {
@@ -265,30 +347,23 @@ pub async fn run_session(
             // RTCP BYE (RFC 3550 §6.6) on a relayed track: the camera ended
             // the session (a media server at the end of its file does this
             // and then sends nothing while keeping the connection).
-            CodecItem::Rtcp(r)
-                if index_of.get(r.stream_id()).copied().flatten().is_some() && is_bye(&r) =>
-            {
+            CodecItem::Rtcp(r) if tracks.track_of(r.stream_id()).is_some() && is_bye(&r) => {
                 return Err(SourceError::new(
                     ErrorKind::Closed,
                     format!("{url} ended the stream (RTCP BYE)"),
                 ));
             }
             CodecItem::MessageFrame(f) => {
-                match relayed(&index_of, f.stream_id(), f.timestamp(), f.data()) {
+                match relayed(&tracks, f.stream_id(), f.timestamp(), f.data()) {
                     Some(out) => out,
                     None => continue,
                 }
             }
             _ => continue,
         };
-        if !begun {
-            if tracks.iter().all(Option::is_some) {
-                begin(src, &tracks);
-                begun = true;
-            } else {
-                debug!(device = %src.device.id, stream = stream_id, "waiting for parameter sets");
-                continue;
-            }
+        if !tracks.begin_when_complete(src) {
+            debug!(device = %src.device.id, stream = stream_id, "waiting for parameter sets");
+            continue;
         }
         if let Err(skip) = src.publisher.push(&frame) {
             debug!(device = %src.device.id, stream = %src.stream.name, ?skip, "frame not relayed");
@@ -299,12 +374,12 @@ pub async fn run_session(
 /// An audio or metadata frame on a relayed track, as camgate's frame
 /// (`None` for a track camgate left out).
 fn relayed(
-    index_of: &[Option<usize>],
+    tracks: &TrackMap,
     stream_id: usize,
     timestamp: retina::Timestamp,
     data: &[u8],
 ) -> Option<(usize, SourceFrame)> {
-    let track = index_of.get(stream_id).copied().flatten()?;
+    let track = tracks.track_of(stream_id)?;
     Some((
         stream_id,
         SourceFrame {
@@ -319,12 +394,6 @@ fn relayed(
 /// Whether a compound RTCP packet holds a BYE (packet type 203).
 fn is_bye(r: &retina::rtcp::ReceivedCompoundPacket) -> bool {
     r.pkts().any(|p| p.payload_type() == 203)
-}
-
-fn begin(src: &mut StreamSource, tracks: &[Option<Track>]) {
-    let tracks = tracks.iter().flatten().cloned().collect();
-    src.publisher.begin_session(StreamInfo { tracks });
-    src.publisher.set_state(SourceState::Live);
 }
 
 /// Parameter-set changes a session may make per [`PARAMETER_WINDOW`]
